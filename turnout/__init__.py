@@ -1,0 +1,16 @@
+"""turnout: make multi-model LLM pipelines reliable, and prove it.
+
+The distribution has four packages that work alone and together (see README.md):
+``router`` (the async router and the ``turnout serve`` sidecar), ``mockproviders`` (the mock
+OpenAI/Anthropic/Mistral server), ``chaos`` (faults, scenarios, the fault proxy and drills) and
+``loadtests`` (Locust suites). This package holds only the shared command line.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("turnout")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

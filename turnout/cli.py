@@ -1,0 +1,66 @@
+"""The ``turnout`` command line: one script, one subcommand per part.
+
+Each subcommand lives in the package that owns it. Its ``cli`` module is imported to build the
+parser, so it must keep its top-level imports light (heavy imports go inside ``run``), which keeps
+``turnout --help`` fast. A subcommand module provides two functions::
+
+    def configure(parser: argparse.ArgumentParser) -> None: ...   # add its arguments
+    def run(args: argparse.Namespace) -> int: ...                 # do the work, return the exit status
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from turnout import __version__
+
+
+class Subcommand(NamedTuple):
+    name: str
+    module: str
+    help: str
+
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("mock", "mockproviders.cli", "serve the mock OpenAI, Anthropic and Mistral APIs on one port"),
+    Subcommand("serve", "router.sidecar.cli", "run the router as an OpenAI-compatible sidecar"),
+    Subcommand("proxy", "chaos.proxy_cli", "a fault-injecting reverse proxy in front of any HTTP upstream"),
+    Subcommand("drill", "chaos.drill.cli", "run chaos drills: mocks + router + faults + traffic + verdict"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="turnout",
+        description="Resilience toolkit for multi-model LLM pipelines: router, mock providers, chaos, drills.",
+    )
+    parser.add_argument("--version", action="version", version=f"turnout {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for sub in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(sub.module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and sub.module.startswith(exc.name):
+                continue  # that part is not built yet in this checkout
+            raise
+        sp = subparsers.add_parser(sub.name, help=sub.help, description=module.__doc__ or sub.help)
+        module.configure(sp)
+        sp.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = getattr(args, "_run", None)
+    if run is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(run(args))
+    except KeyboardInterrupt:
+        return 130
