@@ -36,7 +36,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="turnout",
-        description="Resilience toolkit for multi-model LLM pipelines: router, mock providers, chaos, drills.",
+        description="Resilience toolkit for multi-model LLM pipelines: router, mocks, chaos, drills.",
     )
     parser.add_argument("--version", action="version", version=f"turnout {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
