@@ -1,0 +1,122 @@
+"""A request's total time budget, and the per-attempt timeouts that live inside it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from router.clock import SYSTEM_CLOCK, Clock
+from router.headers import parse_duration
+
+__all__ = ["Deadline", "Timeouts", "parse_duration_value"]
+
+
+class Deadline:
+    """The time left of a budget of ``total`` seconds that started when this was made.
+
+    ``total=None`` means no budget: ``remaining()`` is ``None`` and nothing expires.
+    """
+
+    __slots__ = ("_end", "clock", "started_at", "total")
+
+    def __init__(self, total: float | None, clock: Clock = SYSTEM_CLOCK) -> None:
+        if total is not None and not total >= 0:  # also rejects NaN
+            raise ValueError(f"a deadline's total must be >= 0 seconds, not {total!r}")
+        self.total = total
+        self.clock = clock
+        self.started_at = clock.now()
+        self._end = math.inf if total is None else self.started_at + total
+
+    @property
+    def at(self) -> float | None:
+        """The clock time the budget runs out, or ``None``."""
+        return None if self.total is None else self._end
+
+    def elapsed(self) -> float:
+        return self.clock.now() - self.started_at
+
+    def remaining(self) -> float | None:
+        """Seconds left (never negative), or ``None`` without a budget."""
+        if self.total is None:
+            return None
+        return max(0.0, self._end - self.clock.now())
+
+    def expired(self) -> bool:
+        return self.clock.now() >= self._end
+
+    def cap(self, timeout: float | None) -> float | None:
+        """The smaller of a per-attempt ``timeout`` and the time left; ``None`` if both are."""
+        if self.total is None:
+            return timeout
+        left = max(0.0, self._end - self.clock.now())
+        return left if timeout is None or timeout > left else timeout
+
+    def __repr__(self) -> str:
+        return f"Deadline(total={self.total!r}, remaining={self.remaining()!r})"
+
+
+_HINT = "expected seconds as a number, or a string such as '60s', '1.5s', '200ms', '2m' or '1m30s'"
+
+
+def parse_duration_value(value: str | float | int) -> float:
+    """Seconds in a configuration value: a number (seconds) or a string such as ``"60s"``,
+    ``"1.5s"``, ``"200ms"``, ``"2m"``, ``"1h"``, ``"1m30s"`` or ``"3"``.
+
+    Raises :class:`ValueError` naming the value for anything else, and for negative values.
+    """
+    if isinstance(value, bool):  # bool is an int, but `timeout: true` is a mistake
+        raise ValueError(f"invalid duration {value!r}: {_HINT}")
+    if isinstance(value, int | float):
+        number = float(value)
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"invalid duration {value!r}: must be a finite number >= 0 seconds")
+        return number
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("-"):
+            raise ValueError(f"invalid duration {value!r}: must not be negative")
+        seconds = parse_duration(text)
+        if seconds is not None:
+            return seconds
+    raise ValueError(f"invalid duration {value!r}: {_HINT}")
+
+
+@dataclass(slots=True, frozen=True)
+class Timeouts:
+    """Time limits in seconds; ``None`` means no limit.
+
+    ``total``: the whole request, retries and fallbacks included. ``connect``: opening a
+    connection. ``read``: between bytes of a non-streamed answer. ``first_token``: from sending
+    to the first streamed content. ``idle``: between streamed chunks once content has begun.
+    """
+
+    total: float | None = None
+    connect: float | None = None
+    read: float | None = None
+    first_token: float | None = None
+    idle: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("total", "connect", "read", "first_token", "idle"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"timeouts.{name}: must be a finite number >= 0 seconds or None, not {v!r}")
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, str | float | int | None]) -> Timeouts:
+        """Build from a config mapping such as ``{total: 60s, connect: 3s}``; unknown keys and
+        bad values raise :class:`ValueError` naming the key."""
+        known = ("total", "connect", "read", "first_token", "idle")
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"timeouts: unknown key(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}"
+            )
+        parsed: dict[str, float | None] = {}
+        for key, raw in values.items():
+            try:
+                parsed[key] = None if raw is None else parse_duration_value(raw)
+            except ValueError as e:
+                raise ValueError(f"timeouts.{key}: {e}") from None
+        return cls(**parsed)

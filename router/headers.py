@@ -1,0 +1,216 @@
+"""Pure parsing of the headers providers use to say when to retry and how much quota is left.
+
+Called on every response, so each function does a handful of dictionary lookups and nothing
+when the headers are absent. Lookups are case-insensitive for any ``Mapping``: aiohttp's
+``CIMultiDictProxy`` and httpx's ``Headers`` already are; a plain ``dict`` is lower-cased once.
+Malformed values never raise: they read as ``None`` (absent).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+__all__ = [
+    "RateLimitSnapshot",
+    "parse_duration",
+    "parse_ratelimit_headers",
+    "parse_retry_after",
+    "parse_should_retry",
+]
+
+# Types known to look names up case-insensitively; anything else is lower-cased once per call.
+_CASE_INSENSITIVE = frozenset({"CIMultiDictProxy", "CIMultiDict", "Headers", "MutableHeaders"})
+
+
+def _ci(headers: Mapping[str, str]) -> Mapping[str, str]:
+    if type(headers).__name__ in _CASE_INSENSITIVE:
+        return headers
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) and f >= 0 else None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        f = _float(value)  # some proxies send "10.0"
+        return int(f) if f is not None else None
+
+
+def parse_retry_after(headers: Mapping[str, str], now_epoch: float | None = None) -> float | None:
+    """Seconds the provider asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or an
+    HTTP date, measured from ``now_epoch``); ``None`` when absent, negative or malformed.
+
+    A date in the past reads as ``0.0`` (retry now).
+    """
+    h = _ci(headers)
+    ms = _float(h.get("retry-after-ms"))
+    if ms is not None:
+        return ms / 1000.0
+    value = h.get("retry-after")
+    if value is None:
+        return None
+    seconds = _float(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:  # older Pythons returned None for garbage
+        return None  # pragma: no cover
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now_epoch is None else now_epoch
+    try:
+        return max(0.0, when.timestamp() - now)
+    except (OverflowError, ValueError, OSError):  # pragma: no cover - dates beyond the platform's range
+        return None
+
+
+def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
+    """``x-should-retry: true|false`` as a bool; ``None`` when absent or anything else."""
+    value = _ci(headers).get("x-should-retry")
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+# Go's time.Duration.String() format, which OpenAI uses for resets: "6ms", "1s", "6m0s", "1h2m3.5s".
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|h|m|s)")
+_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|h|m|s))+")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(s: str | None) -> float | None:
+    """Seconds in a Go-style duration (``"6ms"``, ``"1s"``, ``"6m0s"``, ``"1h2m3.5s"``) or a bare
+    number of seconds (``"20"``); ``None`` for anything else, including negative durations."""
+    if s is None:
+        return None
+    s = s.strip()
+    if not s:
+        return None
+    plain = _float(s) if s[0].isdigit() or s[0] == "." else None
+    if plain is not None:
+        return plain
+    if _DURATION.fullmatch(s) is None:
+        return None
+    total = 0.0
+    for number, unit in _DURATION_PART.findall(s):
+        total += float(number) * _UNIT[unit]
+    return total if math.isfinite(total) else None
+
+
+@dataclass(slots=True, frozen=True)
+class RateLimitSnapshot:
+    """What a provider said about its limits on one response; ``None`` means not reported.
+
+    Resets are seconds from the response, whatever the provider's format.
+    """
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
+    reset_requests_s: float | None = None
+    reset_tokens_s: float | None = None
+
+
+def _rfc3339_in(value: str | None, now_epoch: float) -> float | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    try:
+        return max(0.0, when.timestamp() - now_epoch)
+    except (OverflowError, ValueError, OSError):  # pragma: no cover
+        return None
+
+
+def _snapshot(
+    rr: str | None,
+    rt: str | None,
+    lr: str | None,
+    lt: str | None,
+    reset_r: float | None,
+    reset_t: float | None,
+) -> RateLimitSnapshot | None:
+    snap = RateLimitSnapshot(_int(rr), _int(rt), _int(lr), _int(lt), reset_r, reset_t)
+    if snap == _EMPTY:
+        return None
+    return snap
+
+
+_EMPTY = RateLimitSnapshot()
+
+
+def parse_ratelimit_headers(
+    provider_kind: str, headers: Mapping[str, str], now_epoch: float | None = None
+) -> RateLimitSnapshot | None:
+    """The provider's rate-limit headers as a :class:`RateLimitSnapshot`; ``None`` when it sent none.
+
+    ``anthropic``: ``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`` (reset as an
+    RFC 3339 time, measured from ``now_epoch``; ``input-tokens-*`` when ``tokens-*`` is missing).
+    ``mistral``: OpenAI's names, else ``x-ratelimit-{limit,remaining}-req-minute``,
+    ``x-ratelimitbysize-{limit,remaining}-minute`` and ``x-ratelimit-reset`` (seconds).
+    Anything else (``openai`` and OpenAI-compatible):
+    ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` with resets as durations (``6m0s``).
+    """
+    h = _ci(headers)
+    if provider_kind == "anthropic":
+        now = time.time() if now_epoch is None else now_epoch
+        p = "anthropic-ratelimit-"
+        tok = "tokens-" if (p + "tokens-remaining") in h or (p + "tokens-limit") in h else "input-tokens-"
+        return _snapshot(
+            h.get(p + "requests-remaining"),
+            h.get(p + tok + "remaining"),
+            h.get(p + "requests-limit"),
+            h.get(p + tok + "limit"),
+            _rfc3339_in(h.get(p + "requests-reset"), now),
+            _rfc3339_in(h.get(p + tok + "reset"), now),
+        )
+    snap = _snapshot(
+        h.get("x-ratelimit-remaining-requests"),
+        h.get("x-ratelimit-remaining-tokens"),
+        h.get("x-ratelimit-limit-requests"),
+        h.get("x-ratelimit-limit-tokens"),
+        parse_duration(h.get("x-ratelimit-reset-requests")),
+        parse_duration(h.get("x-ratelimit-reset-tokens")),
+    )
+    if snap is not None or provider_kind != "mistral":
+        return snap
+    reset = parse_duration(h.get("x-ratelimit-reset"))
+    return _snapshot(
+        h.get("x-ratelimit-remaining-req-minute"),
+        h.get("x-ratelimitbysize-remaining-minute") or h.get("x-ratelimit-remaining-tokens-minute"),
+        h.get("x-ratelimit-limit-req-minute"),
+        h.get("x-ratelimitbysize-limit-minute") or h.get("x-ratelimit-limit-tokens-minute"),
+        reset,
+        reset,
+    )
