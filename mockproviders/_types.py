@@ -23,7 +23,7 @@ Endpoint = Literal["chat", "messages", "embeddings", "models", "other"]
 EventKind = Literal["start", "content", "finish", "usage", "done", "ping", "error", "raw"]
 
 
-class AbortConnection(Exception):  # noqa: N818 - it is an instruction, not an error
+class AbortConnection(Exception):
     """Raised by a handler or interceptor to drop the connection instead of answering.
 
     ``mode`` is ``"reset"`` (TCP RST, the client sees a connection reset) or ``"close"`` (a plain
@@ -60,7 +60,9 @@ class StreamEvent:
         return f"{head}data: {self.data}\n\n".encode()
 
     @classmethod
-    def json_event(cls, kind: EventKind, payload: Any, *, event: str | None = None, tokens: int = 0) -> StreamEvent:
+    def json_event(
+        cls, kind: EventKind, payload: Any, *, event: str | None = None, tokens: int = 0
+    ) -> StreamEvent:
         return cls(kind=kind, data=json.dumps(payload, separators=(",", ":")), event=event, tokens=tokens)
 
 
@@ -92,6 +94,7 @@ class MockRequest:
     patch: AnswerPatch | None = None  # set by a fault layer, applied by the core
     annotations: dict[str, Any] = field(default_factory=dict)  # copied into the journal entry
     hold: Callable[[], Awaitable[None]] | None = None  # front end's "wait until the client gives up"
+    request_id: str = ""  # the id the core will send back (x-request-id / request-id); set on arrival
 
 
 @dataclass(slots=True)

@@ -1,0 +1,134 @@
+"""Deterministic content and the mock's approximation of tokenization.
+
+**Tokens.** The mock does not ship a real tokenizer. A *token* is one whitespace-separated word
+together with the whitespace before it (regex ``\\s*\\S+``; trailing whitespace joins the last
+token). So ``"Hello, big world"`` is 3 tokens, and joining the tokens gives back the text exactly,
+which is what makes streamed and non-streamed answers agree: the stream sends one token per
+content event. Prompt usage is the token count of every text part of the request plus 3 per
+message (role and separators), plus 3 for the reply's priming; real tokenizers count about 1.3
+times more, but the counts are consistent with the text, which is what tests need.
+
+**Determinism.** Content is derived from a stable hash (BLAKE2b) of the seed, provider, model and
+messages, never from Python's per-process randomized ``hash()``; the same request and seed give
+the same answer in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+_TOKEN_RE = re.compile(r"\s*\S+")
+
+MESSAGE_OVERHEAD = 3
+REPLY_PRIMING = 3
+
+_VOCABULARY = (
+    "the a switch track signal train route model answer request stream token mock provider "
+    "reliable quick steady fallback latency budget retry circuit breaker window quota seed "
+    "deterministic pipeline service station platform junction express local freight rail north "
+    "south east west morning evening clear calm bright careful simple useful honest runs waits "
+    "checks sends returns keeps finds moves holds turns opens closes guides "
+)
+_WORDS = tuple(_VOCABULARY.split())
+
+
+def stable_hash(*parts: object) -> int:
+    """A 64-bit hash of ``parts`` that is the same in every process and Python version."""
+    h = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\x1f")
+    return int.from_bytes(h.digest(), "big")
+
+
+def split_tokens(text: str) -> list[str]:
+    """Split ``text`` into tokens whose concatenation is exactly ``text``."""
+    pieces = _TOKEN_RE.findall(text)
+    if not pieces:
+        return [text] if text else []
+    rest = len(text) - sum(len(p) for p in pieces)
+    if rest:
+        pieces[-1] += text[len(text) - rest :]
+    return pieces
+
+
+def count_tokens(text: str) -> int:
+    """Token count of ``text`` under the approximation above (at least 1 for non-empty text)."""
+    if not text:
+        return 0
+    return len(_TOKEN_RE.findall(text)) or 1
+
+
+def generate_text(key: int, min_words: int = 8, max_words: int = 32) -> str:
+    """A deterministic sentence or two of plain words derived from ``key``."""
+    rng = random.Random(key)
+    n = rng.randint(min_words, max_words)
+    words = [rng.choice(_WORDS) for _ in range(n)]
+    cut = n // 2 if n > 12 else n
+    first = " ".join(words[:cut]).capitalize() + "."
+    if cut == n:
+        return first
+    return first + " " + " ".join(words[cut:]).capitalize() + "."
+
+
+def embedding_vector(key: int, dimensions: int) -> list[float]:
+    """A deterministic unit vector of ``dimensions`` floats derived from ``key``."""
+    rng = random.Random(key)
+    vec = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    # Round through float32 so the float and base64 encodings carry the same numbers.
+    return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(v / norm for v in vec))))
+
+
+def arguments_for_schema(key: int, schema: Any) -> str:
+    """Deterministic JSON arguments that satisfy the simple parts of a JSON schema."""
+    rng = random.Random(key)
+
+    def value(s: Any, depth: int) -> Any:
+        if not isinstance(s, dict) or depth > 4:
+            return rng.choice(_WORDS)
+        if "enum" in s and isinstance(s["enum"], list) and s["enum"]:
+            return s["enum"][0]
+        kind = s.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "string")
+        if kind == "object" or "properties" in s:
+            props = s.get("properties")
+            if not isinstance(props, dict):
+                return {}
+            return {str(k): value(v, depth + 1) for k, v in props.items()}
+        if kind == "array":
+            return [value(s.get("items"), depth + 1)]
+        if kind == "integer":
+            return rng.randint(1, 100)
+        if kind == "number":
+            return round(rng.uniform(0, 100), 2)
+        if kind == "boolean":
+            return bool(rng.getrandbits(1))
+        return rng.choice(_WORDS)
+
+    return json.dumps(value(schema if isinstance(schema, dict) else {}, 0))
+
+
+def text_parts(content: Any) -> Iterable[str]:
+    """Every text string in a message ``content`` (a string, or a list of typed parts)."""
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict):
+                for key in ("text", "content", "input"):
+                    sub = part.get(key)
+                    if isinstance(sub, str):
+                        yield sub
+                    elif isinstance(sub, list | dict) and key != "input":
+                        yield from text_parts(sub if isinstance(sub, list) else [sub])
+            elif isinstance(part, str):
+                yield part
