@@ -101,7 +101,17 @@ def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
 # Go's time.Duration.String() format, which OpenAI uses for resets: "6ms", "1s", "6m0s", "1h2m3.5s".
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|h|m|s)")
 _DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|h|m|s))+")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# (multiplier, divisor): dividing sub-second units keeps "6ms" == 6 / 1000 exactly.
+_UNIT = {
+    "ns": (1.0, 1e9),
+    "us": (1.0, 1e6),
+    "µs": (1.0, 1e6),
+    "μs": (1.0, 1e6),
+    "ms": (1.0, 1e3),
+    "s": (1.0, 1.0),
+    "m": (60.0, 1.0),
+    "h": (3600.0, 1.0),
+}
 
 
 def parse_duration(s: str | None) -> float | None:
@@ -119,7 +129,8 @@ def parse_duration(s: str | None) -> float | None:
         return None
     total = 0.0
     for number, unit in _DURATION_PART.findall(s):
-        total += float(number) * _UNIT[unit]
+        mul, div = _UNIT[unit]
+        total += float(number) * mul / div
     return total if math.isfinite(total) else None
 
 

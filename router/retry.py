@@ -42,6 +42,8 @@ __all__ = [
 
 # Retrying these on the same deployment cannot help, whatever the error's flag says.
 # UNAVAILABLE (breaker open, local limit) is "try elsewhere", not "try here again".
+# STREAM_CUT is left to the flag: a cut before any output (StreamCut) is retryable, one after
+# output began (StreamInterrupted) is not, and both share the kind.
 NEVER_RETRIED: frozenset[ErrorKind] = frozenset(
     {
         ErrorKind.BAD_REQUEST,
@@ -50,7 +52,6 @@ NEVER_RETRIED: frozenset[ErrorKind] = frozenset(
         ErrorKind.AUTH,
         ErrorKind.NOT_FOUND,
         ErrorKind.QUOTA,
-        ErrorKind.STREAM_CUT,
         ErrorKind.UNAVAILABLE,
         ErrorKind.DEADLINE,
         ErrorKind.EXHAUSTED,
