@@ -1,0 +1,30 @@
+"""Run the router as an OpenAI-compatible sidecar: ``turnout serve --config router.yaml``.
+
+Point any OpenAI client at ``http://HOST:PORT/v1``; the request's ``model`` names a route.
+``--check`` validates the file and prints a summary without serving (exit 2 if it is invalid).
+SIGHUP (or ``POST /admin/reload``) reloads the file; SIGTERM/SIGINT drain and stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", "-c", required=True, metavar="FILE", help="the router's YAML configuration"
+    )
+    parser.add_argument("--host", default=None, help="address to bind (default: the file's, else 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port (default: the file's, else 8200; 0 = any)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="validate the configuration, print a summary, exit"
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from router.sidecar.serve import main
+
+    return main(args)

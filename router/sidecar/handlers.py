@@ -1,0 +1,262 @@
+"""Request handlers of the sidecar. The chat handler is the hot path: parse once, call, write once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from router.errors import RouterError
+from router.sidecar.errors import router_error_response, stream_error_body
+from router.sidecar.lifecycle import RouterHolder
+from router.sidecar.state import CURRENT_RECORD, STATE, State, reload
+from router.sidecar.wire import (
+    ChunkWriter,
+    chat_json,
+    decode_json,
+    embeddings_json,
+    error_frame,
+    parse_chat,
+    parse_embeddings,
+)
+from router.types import AuditRecord, ChatResponse, EmbeddingResponse, StreamEnd, StreamStart, TextDelta
+
+if TYPE_CHECKING:
+    from router.sidecar.lifecycle import Generation
+
+H_MODEL = "x-turnout-model"
+H_PROVIDER = "x-turnout-provider"
+H_ROUTE = "x-turnout-route"
+H_ATTEMPTS = "x-turnout-attempts"
+H_OVERHEAD = "x-turnout-overhead-ms"
+H_REQUEST_ID = "x-request-id"
+_JSON = "application/json"
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _state(request: web.Request) -> State:
+    return request.app[STATE]
+
+
+def upstream_seconds(record: AuditRecord | None, fallback: float) -> float:
+    """Time spent waiting on providers (tries and deliberate waits) for one request."""
+    if record is None:
+        return fallback
+    return sum(a.latency_s + a.wait_s for a in record.attempts if a.outcome != "skipped")
+
+
+def _answer_headers(resp: ChatResponse | EmbeddingResponse) -> dict[str, str]:
+    return {
+        H_MODEL: resp.model,
+        H_PROVIDER: resp.provider,
+        H_ROUTE: resp.route,
+        H_ATTEMPTS: str(resp.attempts),
+        H_REQUEST_ID: resp.request_id,
+    }
+
+
+def _record_headers(record: AuditRecord | None) -> dict[str, str]:
+    if record is None:
+        return {}
+    return {H_REQUEST_ID: record.request_id, H_ROUTE: record.route, H_ATTEMPTS: str(len(record.attempts))}
+
+
+async def _begin(request: web.Request) -> tuple[State, Generation, list[AuditRecord | None], Any]:
+    state = _state(request)
+    assert state.holder is not None
+    slot: list[AuditRecord | None] = [None]
+    token = CURRENT_RECORD.set(slot)
+    return state, state.holder.acquire(), slot, token
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    t0 = time.perf_counter()
+    body = decode_json(await request.read())
+    req, include_usage = parse_chat(body)
+    state, gen, slot, token = await _begin(request)
+    try:
+        if req.stream:
+            return await _stream(request, state, gen, req, include_usage, slot)
+        try:
+            resp = await gen.router.complete(req)
+        except RouterError as err:
+            return _error(state, err, slot[0])
+        headers = _answer_headers(resp)
+        overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], resp.latency_s)
+        headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
+        state.metrics.overhead.observe(max(overhead, 0.0))
+        payload = chat_json(resp, "chatcmpl-" + resp.request_id, int(time.time()))
+        return web.Response(body=json.dumps(payload).encode(), content_type=_JSON, headers=headers)
+    finally:
+        CURRENT_RECORD.reset(token)
+        RouterHolder.release(gen)
+
+
+def _error(state: State, err: RouterError, record: AuditRecord | None) -> web.Response:
+    status, body, headers = router_error_response(err, state.scrub)
+    headers.update(_record_headers(record))
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _stream(
+    request: web.Request,
+    state: State,
+    gen: Generation,
+    req: Any,
+    include_usage: bool,
+    slot: list[AuditRecord | None],
+) -> web.StreamResponse:
+    events = gen.router.stream(req)
+    response: web.StreamResponse | None = None
+    writer: ChunkWriter | None = None
+    try:
+        async for ev in events:
+            if type(ev) is TextDelta:
+                assert response is not None and writer is not None
+                await response.write(writer.text(ev.text))
+            elif type(ev) is StreamStart:
+                headers = {
+                    **_SSE_HEADERS,
+                    H_MODEL: ev.model,
+                    H_PROVIDER: ev.provider,
+                    H_ROUTE: ev.route,
+                    H_ATTEMPTS: str(ev.attempts),
+                    H_REQUEST_ID: ev.request_id,
+                }
+                response = web.StreamResponse(headers=headers)
+                await response.prepare(request)
+                writer = ChunkWriter(
+                    "chatcmpl-" + ev.request_id,
+                    int(time.time()),
+                    ev.provider_model or ev.model,
+                    include_usage,
+                )
+            elif type(ev) is StreamEnd:
+                assert response is not None and writer is not None
+                await response.write(writer.end(ev.response))
+            else:  # ToolCallDelta
+                assert response is not None and writer is not None
+                await response.write(writer.tool(ev))  # type: ignore[arg-type]
+    except RouterError as err:
+        if response is None:  # nothing sent yet: an ordinary error response, with its status
+            return _error(state, err, slot[0])
+        await response.write(error_frame(stream_error_body(err, state.scrub)))
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise  # the client went away: the finally below closes the upstream stream
+    except Exception as err:
+        if response is None:
+            raise
+        await response.write(error_frame(stream_error_body(err, state.scrub)))
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if response is None:  # a stream that ended without a start: the router broke its contract
+        raise RuntimeError("router stream ended before it started")
+    await response.write_eof()
+    return response
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    body = decode_json(await request.read())
+    req, fmt = parse_embeddings(body)
+    state, gen, slot, token = await _begin(request)
+    try:
+        try:
+            resp = await gen.router.embed(req)
+        except RouterError as err:
+            return _error(state, err, slot[0])
+        return web.Response(
+            body=json.dumps(embeddings_json(resp, fmt)).encode(),
+            content_type=_JSON,
+            headers=_answer_headers(resp),
+        )
+    finally:
+        CURRENT_RECORD.reset(token)
+        RouterHolder.release(gen)
+
+
+async def models(request: web.Request) -> web.Response:
+    state = _state(request)
+    assert state.holder is not None
+    data = [
+        {"id": name, "object": "model", "created": state.started, "owned_by": "turnout"}
+        for name in state.holder.current.router.route_names()
+    ]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def serviceable_routes(router: Any) -> list[str]:
+    """Routes with at least one deployment whose breaker is not open."""
+    names = list(router.route_names())
+    fn = getattr(router, "serviceable_routes", None)
+    if callable(fn):
+        return list(fn())
+    return names
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state = _state(request)
+    if not state.ready or state.holder is None:
+        return web.json_response({"status": "not ready", "reason": "no configuration loaded"}, status=503)
+    routes = serviceable_routes(state.holder.current.router)
+    if not routes:
+        return web.json_response({"status": "not ready", "reason": "no route is serviceable"}, status=503)
+    return web.json_response({"status": "ready", "routes": routes, "generation": state.holder.current.number})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = _state(request)
+    body = generate_latest(state.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def admin_state(request: web.Request) -> web.Response:
+    state = _state(request)
+    assert state.holder is not None
+    gen = state.holder.current
+    firing = [a.payload() for a in state.watcher.firing()] if state.watcher else []
+    body = {
+        "generation": gen.number,
+        "inflight": state.active,
+        "routes": gen.router.route_names(),
+        "router": gen.router.snapshot(),
+        "alerts": firing,
+    }
+    return web.Response(text=state.scrub(json.dumps(body, default=str)), content_type=_JSON)
+
+
+async def admin_reload(request: web.Request) -> web.Response:
+    ok, message = await reload(request.app)
+    if not ok:
+        return web.json_response(
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_config",
+                }
+            },
+            status=400,
+        )
+    return web.json_response({"status": "reloaded", "message": message})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/admin/state", admin_state)
+    app.router.add_post("/admin/reload", admin_reload)

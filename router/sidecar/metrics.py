@@ -1,0 +1,175 @@
+"""Prometheus metrics for the sidecar: a router listener plus the sidecar's own counters.
+
+Each app owns its :class:`CollectorRegistry` (so tests and reloads never collide on a global
+registry). Metric names, all prefixed ``turnout_``:
+
+==========================================  ========================  ===================================
+name                                        labels                    what
+==========================================  ========================  ===================================
+requests_total                              route, model, outcome     requests finished (model = winner)
+request_duration_seconds (histogram)        route, model              end-to-end router latency
+time_to_first_token_seconds (histogram)     route, model              streamed requests
+attempts_total                              route, model, outcome     tries of one deployment
+attempt_duration_seconds (histogram)        model                     one try's latency
+errors_total                                model, kind               failed tries, by error kind
+fallbacks_total                             route, from_model,        moves to the next model
+                                            to_model
+retries_total                               route, model              another try on the same model
+tokens_total                                route, model, direction   input / output tokens
+cost_usd_total                              route, model              dollars, per try that had a price
+breaker_state                               model                     0 closed, 1 half-open, 2 open
+ratelimit_headroom_ratio                    model, limit              remaining / capacity of a limiter
+sidecar_inflight_requests                   -                         requests being served
+sidecar_rejections_total                    reason                    4xx the sidecar answered itself
+sidecar_overhead_seconds (histogram)        -                         sidecar + router time, no upstream
+config_reloads_total                        outcome                   reloads, ok or failed
+==========================================  ========================  ===================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from router.sidecar.alerts import LATENCY_BUCKETS
+from router.types import AttemptRecord, AuditRecord
+
+BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "half-open": 1.0, "open": 2.0}
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+
+
+class _Headroom(Collector):
+    """Reads limiter levels from the current router's snapshot at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], Mapping[str, Any] | None]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        fam = GaugeMetricFamily(
+            "turnout_ratelimit_headroom_ratio",
+            "Remaining capacity of each rate limiter, from 0 (exhausted) to 1 (idle)",
+            labels=["model", "limit"],
+        )
+        snap = self._snapshot() or {}
+        for model, limit, ratio in headroom(snap):
+            fam.add_metric([model, limit], ratio)
+        yield fam
+
+
+def headroom(snapshot: Mapping[str, Any]) -> Iterator[tuple[str, str, float]]:
+    """(model, limit, remaining/capacity) for each limiter in a router snapshot."""
+    models = snapshot.get("models")
+    if not isinstance(models, Mapping):
+        return
+    for model, state in models.items():
+        limiters = state.get("limits") if isinstance(state, Mapping) else None
+        if not isinstance(limiters, Mapping):
+            continue
+        for name, lim in limiters.items():
+            if not isinstance(lim, Mapping):
+                continue
+            cap, left = lim.get("capacity"), lim.get("available")
+            if isinstance(cap, int | float) and isinstance(left, int | float) and cap > 0:
+                yield str(model), str(name), max(0.0, min(1.0, left / cap))
+
+
+class Metrics:
+    """The sidecar's metrics; also a router listener (``on_attempt``, ``on_request``, ...)."""
+
+    def __init__(self, snapshot: Callable[[], Mapping[str, Any] | None] = lambda: None) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "turnout_requests_total", "Requests finished", ["route", "model", "outcome"], registry=r
+        )
+        self.duration = Histogram(
+            "turnout_request_duration_seconds",
+            "End-to-end router latency of a request",
+            ["route", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "turnout_time_to_first_token_seconds",
+            "Time to first token of streamed requests",
+            ["route", "model"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.attempts = Counter(
+            "turnout_attempts_total", "Tries of one deployment", ["route", "model", "outcome"], registry=r
+        )
+        self.attempt_duration = Histogram(
+            "turnout_attempt_duration_seconds",
+            "Latency of one try",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "turnout_errors_total", "Failed tries by error kind", ["model", "kind"], registry=r
+        )
+        self.fallbacks = Counter(
+            "turnout_fallbacks_total",
+            "Moves to the next model",
+            ["route", "from_model", "to_model"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "turnout_retries_total", "Retries on the same model", ["route", "model"], registry=r
+        )
+        self.tokens = Counter("turnout_tokens_total", "Tokens", ["route", "model", "direction"], registry=r)
+        self.cost = Counter("turnout_cost_usd_total", "Cost in US dollars", ["route", "model"], registry=r)
+        self.breaker = Gauge(
+            "turnout_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["model"], registry=r
+        )
+        self.inflight = Gauge("turnout_sidecar_inflight_requests", "Requests being served", registry=r)
+        self.rejections = Counter(
+            "turnout_sidecar_rejections_total", "Requests the sidecar refused itself", ["reason"], registry=r
+        )
+        self.overhead = Histogram(
+            "turnout_sidecar_overhead_seconds",
+            "Time spent in the sidecar and router, upstream time excluded",
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.reloads = Counter(
+            "turnout_config_reloads_total", "Configuration reloads", ["outcome"], registry=r
+        )
+        r.register(_Headroom(snapshot))
+
+    # RouterListener -------------------------------------------------------------------------------
+    def on_attempt(self, route: str, attempt: AttemptRecord) -> None:
+        model = attempt.model
+        self.attempts.labels(route, model, attempt.outcome).inc()
+        if attempt.outcome == "skipped":
+            return
+        self.attempt_duration.labels(model).observe(attempt.latency_s)
+        if attempt.outcome == "error":
+            self.errors.labels(model, attempt.error_kind or "unknown").inc()
+        if attempt.usage is not None:
+            self.tokens.labels(route, model, "input").inc(attempt.usage.input_tokens)
+            self.tokens.labels(route, model, "output").inc(attempt.usage.output_tokens)
+        if attempt.cost_usd:
+            self.cost.labels(route, model).inc(attempt.cost_usd)
+
+    def on_request(self, record: AuditRecord) -> None:
+        route, model = record.route, record.winner or "none"
+        self.requests.labels(route, model, record.outcome).inc()
+        self.duration.labels(route, model).observe(record.latency_s)
+        last: str | None = None
+        for attempt in record.attempts:
+            if attempt.model == last and attempt.outcome != "skipped":
+                self.retries.labels(route, attempt.model).inc()
+            elif last is not None and attempt.model != last:
+                self.fallbacks.labels(route, last, attempt.model).inc()
+            if record.streamed and attempt.outcome == "success" and attempt.ttft_s is not None:
+                self.ttft.labels(route, model).observe(attempt.ttft_s)
+            last = attempt.model
+
+    def on_breaker_change(self, model: str, old: str, new: str) -> None:
+        self.breaker.labels(model).set(BREAKER_VALUES.get(str(new).lower(), 2.0))

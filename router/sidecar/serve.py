@@ -1,0 +1,138 @@
+"""``turnout serve``: load, validate, serve; reload on SIGHUP; drain on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import IO, Any
+
+from aiohttp import web
+
+from router.config import ConfigError
+from router.sidecar.app import create_app
+from router.sidecar.config import Loaded, load, summary
+from router.sidecar.errors import Scrubber
+from router.sidecar.state import STATE, Built, reload
+
+log = logging.getLogger("turnout.sidecar")
+
+
+class AuditSink:
+    """Where audit lines go: a file (appended, one line at a time) or stdout, secrets scrubbed."""
+
+    def __init__(self, path: str, secrets: frozenset[str]) -> None:
+        if path == "stdout":
+            self._file: IO[str] = sys.stdout
+        else:  # kept open for the life of the server, closed at shutdown
+            self._file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        self._scrub = Scrubber(secrets)
+
+    def __call__(self, line: str) -> None:
+        self._file.write(self._scrub(line) + "\n")
+
+    def close(self) -> None:
+        if self._file is not sys.stdout:
+            self._file.close()
+        else:
+            self._file.flush()
+
+
+def audit_listener(loaded: Loaded) -> tuple[Any, AuditSink] | None:
+    """The router's JSON-lines audit writer for the ``audit`` section, or None when it is off."""
+    audit = loaded.settings.audit
+    if audit.path is None:
+        return None
+    from router.audit import AuditLogger
+
+    sink = AuditSink(audit.path, loaded.secrets)
+    return AuditLogger(sink, redact=audit.redact), sink
+
+
+def make_factory(path: str, audit: Any | None) -> Any:
+    """A router factory that reads the file anew on each call (start-up and every reload)."""
+    from router import Router
+
+    def factory() -> Built:
+        loaded = load(path)
+        return Built(
+            router=Router(loaded.router),
+            secrets=loaded.secrets,
+            listeners=(audit,) if audit is not None else (),
+        )
+
+    return factory
+
+
+async def serve(loaded: Loaded, host: str, port: int) -> int:
+    settings = loaded.settings
+    audit = audit_listener(loaded)
+    app = create_app(settings, make_factory(loaded.source, audit[0] if audit else None))
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handler_cancellation=True,  # a client that goes away cancels the upstream call
+        shutdown_timeout=settings.server.drain_timeout,
+        handle_signals=False,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    actual = runner.addresses[0][1] if runner.addresses else port
+    print(f"turnout serve: listening on http://{host}:{actual}/v1 (config {loaded.source})", flush=True)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def do_reload() -> None:
+        ok, message = await reload(app)
+        (log.info if ok else log.error)("reload: %s", message)
+
+    def on_hup() -> None:
+        task = loop.create_task(do_reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        state = app[STATE]
+        state.ready = False  # /readyz says no while we drain
+        log.info("draining %d request(s), up to %.1fs", state.active, settings.server.drain_timeout)
+        await site.stop()  # no new connections
+        if state.holder is not None:
+            await state.holder.wait_idle(settings.server.drain_timeout)
+        await runner.cleanup()
+        if audit is not None:
+            audit[1].close()
+    print("turnout serve: stopped", flush=True)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        loaded = load(args.config)
+    except ConfigError as exc:
+        print(f"turnout serve: invalid configuration\n{exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(summary(loaded))
+        return 0
+    host = args.host or loaded.settings.server.host
+    port = loaded.settings.server.port if args.port is None else args.port
+    try:
+        return asyncio.run(serve(loaded, host, port))
+    except OSError as exc:
+        print(f"turnout serve: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1

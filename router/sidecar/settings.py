@@ -1,0 +1,115 @@
+"""The sidecar's own settings: the ``server``, ``audit`` and ``alerts`` sections of the router's YAML.
+
+The router's configuration (providers, models, routes, defaults) belongs to :mod:`router.config`.
+The sidecar pops its sections off the same file before handing the rest to
+:func:`router.config.parse_config`, and validates them with the pydantic models below, reporting
+errors the same way: file, field path, reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from router.sidecar.alerts import AlertsSettings
+
+SIDECAR_SECTIONS = ("server", "audit", "alerts")
+
+
+class SettingsError(ValueError):
+    """An invalid sidecar section; the message names the file, the field path and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    """How the sidecar listens and what it lets in."""
+
+    host: str = "127.0.0.1"  # loopback unless the operator says otherwise
+    port: int = Field(default=8200, ge=0, le=65535)
+    api_keys: list[str] = Field(default_factory=list)  # client keys; empty = no auth on /v1
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    max_concurrency: int = Field(default=256, ge=1)
+    drain_timeout: float = Field(default=30.0, ge=0)  # seconds, for shutdown and reloads
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_not_trivial(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if len(key) < 8:
+                raise ValueError("each API key must be at least 8 characters")
+        return keys
+
+
+class AuditSettings(_Strict):
+    """Where the JSON-lines audit trail goes, and whether prompts and answers are kept."""
+
+    path: str | None = None  # a file path, "stdout", or None for no audit trail
+    redact: bool = True
+
+
+class SidecarSettings(_Strict):
+    """Every sidecar section together."""
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+
+
+def format_validation_error(exc: ValidationError, source: str | Path) -> str:
+    """One line per problem: ``file: field.path: reason``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def split_sections(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a loaded YAML mapping into (sidecar sections, router sections)."""
+    sidecar = {k: v for k, v in data.items() if k in SIDECAR_SECTIONS}
+    rest = {k: v for k, v in data.items() if k not in SIDECAR_SECTIONS}
+    return sidecar, rest
+
+
+def parse_settings(data: dict[str, Any], *, source: str | Path) -> SidecarSettings:
+    """Validate the sidecar sections; raise :class:`SettingsError` naming file, field and reason."""
+    # A section written as an empty key (``audit:``) loads as None: treat it as "all defaults".
+    cleaned = {k: ({} if v is None else v) for k, v in data.items()}
+    try:
+        return SidecarSettings.model_validate(cleaned)
+    except ValidationError as exc:
+        raise SettingsError(format_validation_error(exc, source)) from None
+
+
+def secret_values(data: Any) -> set[str]:
+    """Every string in a config tree stored under a name that suggests a secret.
+
+    The sidecar scrubs these from anything it sends back or logs (upstream error bodies echo
+    keys surprisingly often). Short strings are ignored so that scrubbing never mangles text.
+    """
+    found: set[str] = set()
+
+    def walk(node: Any, secretish: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                name = str(key).lower()
+                walk(value, secretish or any(w in name for w in _SECRET_WORDS))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, secretish)
+        elif isinstance(node, str) and secretish and len(node) >= 6:
+            found.add(node)
+
+    walk(data, False)
+    return found
+
+
+_SECRET_WORDS = ("key", "token", "secret", "password", "webhook", "authorization")
