@@ -22,7 +22,8 @@ headers, and from a stream's in-band error type) and chained with ``raise ... fr
     │   ├── ConnectFailed          refused, reset, DNS, TLS before any byte
     │   ├── AttemptTimeout         connect or read timeout of one attempt
     │   ├── FirstTokenTimeout      no first token within the limit
-    │   └── StreamStalled          no bytes for longer than the idle limit
+    │   ├── StreamStalled          no bytes for longer than the idle limit
+    │   └── StreamCut              the answer ended before the provider's terminator
     ├── MalformedResponse          a reply that is not the provider's format        (retryable)
     ├── StreamInterrupted          a stream failed after output had begun           (raised to the caller)
     ├── Unavailable                no attempt made: breaker open, local rate limit, budget
@@ -179,6 +180,12 @@ class StreamStalled(TransportError):
     """The stream sent nothing for longer than the idle limit."""
 
     kind, http_status = ErrorKind.STALL, 504
+
+
+class StreamCut(TransportError):
+    """The answer ended (or the connection closed) before the provider's terminator."""
+
+    kind = ErrorKind.STREAM_CUT
 
 
 class MalformedResponse(RouterError):

@@ -1,0 +1,273 @@
+"""The router's configuration: pydantic models, YAML loading with ``${ENV}`` substitution, clear errors.
+
+::
+
+    providers:
+      openai: {kind: openai, base_url: http://127.0.0.1:8100/openai/v1, api_key: ${OPENAI_API_KEY}}
+    models:
+      gpt-4o-mini: {provider: openai, model: gpt-4o-mini, rpm: 500, tpm: 200000}
+    routes:
+      summarization:
+        chain: [claude-sonnet, gpt-4o-mini]
+        on_error: {context_length: [gpt-4.1], content_policy: []}
+        hedge: {after: 2s}
+    defaults:
+      retries: 2
+      timeouts: {total: 60s, connect: 3s, read: 30s, first_token: 10s, idle: 15s}
+      breaker: {failures: 5, window: 30s, cooldown: 15s}
+
+Validation is strict (``extra="forbid"``), and every error names the file, the dotted path of the
+field and the reason. The models are used once, to build the engine: nothing on the request path
+touches pydantic.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from router.deadline import parse_duration_value
+
+__all__ = [
+    "BreakerConfig",
+    "ConfigError",
+    "Defaults",
+    "DeploymentConfig",
+    "HedgeConfig",
+    "OnErrorConfig",
+    "PricesConfig",
+    "ProviderConfig",
+    "RouteConfig",
+    "RouterConfig",
+    "TimeoutsConfig",
+    "load_config",
+    "load_yaml",
+    "parse_config",
+]
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the file, the field and the reason."""
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration_value)]  # seconds; accepts "60s", "200ms", 1.5
+ProviderKind = Literal["openai", "anthropic", "mistral", "openai_compatible"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeoutsConfig(_Model):
+    """Seconds; unset fields inherit (defaults < provider < route)."""
+
+    total: Duration | None = None  # the whole request, retries and fallbacks included
+    connect: Duration | None = None
+    read: Duration | None = None  # a non-streamed answer, headers and body
+    first_token: Duration | None = None  # a streamed answer's first content
+    idle: Duration | None = None  # silence between streamed events once content has begun
+
+    def over(self, base: TimeoutsConfig) -> TimeoutsConfig:
+        """``base`` with this object's explicitly set fields on top."""
+        return base.model_copy(update={k: getattr(self, k) for k in self.model_fields_set})
+
+
+class BreakerConfig(_Model):
+    failures: int = Field(default=5, ge=1)  # failures within `window` that open the breaker
+    window: Duration = 30.0
+    cooldown: Duration = 15.0  # first open period; doubles after each failed probe
+    max_cooldown: Duration = 300.0
+
+
+class HedgeConfig(_Model):
+    after: Duration  # no first token (or no answer) by then: start the next model too
+
+
+class OnErrorConfig(_Model):
+    """Fallback chains chosen by error kind; they replace the rest of the route's chain."""
+
+    context_length: list[str] | None = None  # e.g. larger-context models
+    content_policy: list[str] | None = None  # unset: a refusal is final and reaches the caller
+
+
+class PricesConfig(_Model):
+    """USD per million tokens; overrides genai-prices for this deployment."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached: float | None = Field(default=None, ge=0)  # cache reads; default: the input price
+    cache_write: float | None = Field(default=None, ge=0)  # cache writes; default: the input price
+
+
+class ProviderConfig(_Model):
+    kind: ProviderKind
+    base_url: str = Field(min_length=1)
+    api_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    connections: int = Field(default=256, ge=1)  # the connection pool of this provider's one session
+
+
+class DeploymentConfig(_Model):
+    provider: str
+    model: str  # the model id sent upstream
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    context_window: int | None = Field(default=None, gt=0)
+    prices: PricesConfig | None = None
+    weight: float = Field(default=1.0, ge=0)  # reserved for weighted routing patterns; not read by the engine
+
+
+class RouteConfig(_Model):
+    chain: list[str] = Field(min_length=1)
+    on_error: OnErrorConfig = Field(default_factory=OnErrorConfig)
+    hedge: HedgeConfig | None = None
+    buffer_stream: bool = False  # collect a stream whole, so a mid-stream failure can still fail over
+    retries: int | None = Field(default=None, ge=0)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+
+
+def _default_timeouts() -> TimeoutsConfig:
+    return TimeoutsConfig(total=60.0, connect=3.0, read=30.0, first_token=10.0, idle=15.0)
+
+
+class Defaults(_Model):
+    retries: int = Field(default=2, ge=0)  # per model, before falling back
+    retry_timeouts: bool = False  # a silent model is failed over, not retried
+    retry_after_cap: Duration = 60.0  # a longer retry-after falls back instead of waiting
+    backoff_base: Duration = 0.5
+    backoff_max: Duration = 8.0
+    rate_limit_wait: Duration = 0.0  # wait this long for a local rate limit before skipping the model
+    timeouts: TimeoutsConfig = Field(default_factory=_default_timeouts)
+    breaker: BreakerConfig = BreakerConfig()
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Defaults:
+        if self.backoff_base > self.backoff_max:
+            raise ValueError("backoff_base must not exceed backoff_max")
+        return self
+
+
+class RouterConfig(_Model):
+    providers: dict[str, ProviderConfig]
+    models: dict[str, DeploymentConfig]
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    defaults: Defaults = Defaults()
+
+    def timeouts_for(self, route: RouteConfig | None) -> TimeoutsConfig:
+        """The defaults' timeouts with the route's on top."""
+        base = self.defaults.timeouts.over(_default_timeouts())
+        return route.timeouts.over(base) if route is not None else base
+
+
+# --- cross-checks and loading --------------------------------------------------------------------
+
+
+def _cross_check(cfg: RouterConfig) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for name, dep in cfg.models.items():
+        if dep.provider not in cfg.providers:
+            known = ", ".join(sorted(cfg.providers)) or "none"
+            problems.append(
+                (f"models.{name}.provider", f"unknown provider {dep.provider!r} (defined: {known})")
+            )
+    known_models = ", ".join(sorted(cfg.models)) or "none"
+    for rname, route in cfg.routes.items():
+        lists = [("chain", route.chain)]
+        for kind in ("context_length", "content_policy"):
+            members = getattr(route.on_error, kind)
+            if members:
+                lists.append((f"on_error.{kind}", members))
+        for field, members in lists:
+            for i, member in enumerate(members):
+                if member not in cfg.models:
+                    problems.append(
+                        (
+                            f"routes.{rname}.{field}[{i}]",
+                            f"route {rname!r} names unknown model {member!r} (defined: {known_models})",
+                        )
+                    )
+    return problems
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<root>"
+
+
+def parse_config(data: dict[str, Any], *, source: str = "<config>") -> RouterConfig:
+    """Validate ``data``; raise :class:`ConfigError` listing each problem as ``source: path: reason``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping, not {type(data).__name__}")
+    try:
+        cfg = RouterConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (a typo?)"
+            lines.append(f"{source}: {_loc(err['loc'])}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+    problems = _cross_check(cfg)
+    if problems:
+        raise ConfigError("\n".join(f"{source}: {path}: {why}" for path, why in problems))
+    return cfg
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute(value: Any, path: str, source: str) -> Any:
+    if isinstance(value, str) and "${" in value:
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            found = os.environ.get(name)
+            if found is not None:
+                return found
+            if default is not None:
+                return default
+            raise ConfigError(f"{source}: {path or '<root>'}: environment variable {name} is not set")
+
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), source) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+    return value
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping and substitute ``${VAR}`` and ``${VAR:-default}`` in its strings."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping, not {type(data).__name__}")
+    result: dict[str, Any] = _substitute(data, "", source)
+    return result
+
+
+def load_config(path: str | os.PathLike[str]) -> RouterConfig:
+    """:func:`load_yaml` then :func:`parse_config`."""
+    return parse_config(load_yaml(path), source=str(path))

@@ -1,0 +1,94 @@
+"""Config: the documented shape, ${ENV} substitution, and errors that name file, field and reason."""
+
+from pathlib import Path
+
+import pytest
+
+from router.config import ConfigError, load_config, load_yaml, parse_config
+
+GOOD = """
+providers:
+  openai:    {kind: openai,    base_url: http://127.0.0.1:8100/openai/v1, api_key: "${TT_KEY:-sk-test}"}
+  anthropic: {kind: anthropic, base_url: http://127.0.0.1:8100/anthropic, api_key: x}
+  local:     {kind: openai_compatible, base_url: http://127.0.0.1:8000/v1}
+models:
+  gpt-4o-mini:   {provider: openai,    model: gpt-4o-mini, rpm: 500, tpm: 200000}
+  claude-sonnet: {provider: anthropic, model: claude-sonnet-4-5, max_tokens: 1024,
+                  prices: {input: 3, output: 15, cached: 0.3}}
+  llama:         {provider: local, model: llama-3.1-8b, context_window: 8192}
+routes:
+  summarization:
+    chain: [claude-sonnet, gpt-4o-mini]
+    on_error: {context_length: [llama]}
+    hedge: {after: 2s}
+    timeouts: {first_token: 500ms}
+defaults:
+  retries: 1
+  timeouts: {total: 30s, connect: 1.5}
+  breaker: {failures: 3, window: 10s, cooldown: 1m}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "router.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_good_config(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.providers["openai"].api_key == "sk-test"
+    route = cfg.routes["summarization"]
+    assert route.hedge is not None and route.hedge.after == 2.0
+    assert cfg.defaults.breaker.cooldown == 60.0
+    t = cfg.timeouts_for(route)
+    assert (t.total, t.connect, t.first_token, t.idle) == (30.0, 1.5, 0.5, 15.0)
+
+
+def test_env_substitution_and_missing_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TT_KEY", "from-env")
+    assert load_yaml(write(tmp_path, GOOD))["providers"]["openai"]["api_key"] == "from-env"
+    monkeypatch.delenv("TT_NOPE", raising=False)
+    p = write(tmp_path, 'providers:\n  o: {kind: openai, base_url: x, api_key: "${TT_NOPE}"}\n')
+    with pytest.raises(ConfigError, match=r"router.yaml: providers.o.api_key: environment variable TT_NOPE"):
+        load_yaml(p)
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        (("models", "gpt-4o-mini", "rmp"), r"models.gpt-4o-mini.rmp: unknown field"),
+        (("defaults", "timeouts", "total"), r"defaults.timeouts.total: invalid duration 'soon'"),
+        (
+            ("routes", "summarization", "chain"),
+            r"routes.summarization.chain\[1\]: route 'summarization' names unknown model 'gpt-5'",
+        ),
+        (("models", "llama", "provider"), r"models.llama.provider: unknown provider 'nowhere'"),
+        (("providers", "openai", "kind"), r"providers.openai.kind: Input should be"),
+    ],
+)
+def test_errors_name_the_field(patch: tuple[str, ...], expected: str) -> None:
+    import yaml
+
+    data = yaml.safe_load(GOOD.replace("${TT_KEY:-sk-test}", "k"))
+    values = {
+        ("models", "gpt-4o-mini", "rmp"): 5,
+        ("defaults", "timeouts", "total"): "soon",
+        ("routes", "summarization", "chain"): ["claude-sonnet", "gpt-5"],
+        ("models", "llama", "provider"): "nowhere",
+        ("providers", "openai", "kind"): "bard",
+    }
+    node = data
+    for key in patch[:-1]:
+        node = node[key]
+    node[patch[-1]] = values[patch]
+    with pytest.raises(ConfigError, match=expected) as info:
+        parse_config(data, source="cfg.yaml")
+    assert str(info.value).startswith("cfg.yaml: ")
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "a: [\n"))
