@@ -99,6 +99,9 @@ def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
 
 
 # Go's time.Duration.String() format, which OpenAI uses for resets: "6ms", "1s", "6m0s", "1h2m3.5s".
+# The common shapes match _COMMON in one pass; the general grammar (any units, in any order,
+# such as "1.5h" or "300us") is the slower fallback.
+_COMMON = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)(s|ms))?")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|h|m|s)")
 _DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|h|m|s))+")
 # (multiplier, divisor): dividing sub-second units keeps "6ms" == 6 / 1000 exactly.
@@ -122,9 +125,16 @@ def parse_duration(s: str | None) -> float | None:
     s = s.strip()
     if not s:
         return None
-    plain = _float(s) if s[0].isdigit() or s[0] == "." else None
-    if plain is not None:
-        return plain
+    last = s[-1]
+    if last.isdigit() or last == ".":
+        return _float(s)
+    m = _COMMON.fullmatch(s)
+    if m is not None:
+        h, mins, secs, unit = m.groups()
+        total = float(secs) / 1000.0 if unit == "ms" else float(secs or 0.0)
+        if h is not None or mins is not None:
+            total += int(h or 0) * 3600 + int(mins or 0) * 60
+        return total if math.isfinite(total) else None
     if _DURATION.fullmatch(s) is None:
         return None
     total = 0.0
@@ -134,11 +144,12 @@ def parse_duration(s: str | None) -> float | None:
     return total if math.isfinite(total) else None
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RateLimitSnapshot:
     """What a provider said about its limits on one response; ``None`` means not reported.
 
-    Resets are seconds from the response, whatever the provider's format.
+    Resets are seconds from the response, whatever the provider's format. Treat it as read-only
+    (not frozen only because a frozen dataclass costs several times more to build, per response).
     """
 
     remaining_requests: int | None = None
@@ -172,13 +183,17 @@ def _snapshot(
     reset_r: float | None,
     reset_t: float | None,
 ) -> RateLimitSnapshot | None:
-    snap = RateLimitSnapshot(_int(rr), _int(rt), _int(lr), _int(lt), reset_r, reset_t)
-    if snap == _EMPTY:
+    r_req, r_tok, l_req, l_tok = _int(rr), _int(rt), _int(lr), _int(lt)
+    if (
+        r_req is None
+        and r_tok is None
+        and l_req is None
+        and l_tok is None
+        and reset_r is None
+        and reset_t is None
+    ):
         return None
-    return snap
-
-
-_EMPTY = RateLimitSnapshot()
+    return RateLimitSnapshot(r_req, r_tok, l_req, l_tok, reset_r, reset_t)
 
 
 def parse_ratelimit_headers(
