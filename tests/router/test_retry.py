@@ -25,8 +25,8 @@ from router.errors import (
     RateLimited,
     RouterError,
     ServerError,
+    StreamCut,
     StreamInterrupted,
-    TransportError,
     Unavailable,
 )
 from router.retry import (
@@ -96,11 +96,10 @@ def test_stream_interrupted_and_unavailable_are_not_retried_here() -> None:
     assert not RetryPolicy().decide(state(Unavailable("breaker open"))).retry  # try elsewhere
 
 
-def test_a_retryable_stream_cut_is_left_to_its_flag() -> None:
-    class CutBeforeOutput(TransportError):
-        kind = ErrorKind.STREAM_CUT
-
-    assert RetryPolicy().decide(state(CutBeforeOutput("eof before [DONE]"))).retry
+def test_a_stream_cut_before_output_is_retried() -> None:
+    # StreamCut shares ErrorKind.STREAM_CUT with StreamInterrupted; only the flag tells them apart.
+    assert StreamCut.kind is StreamInterrupted.kind is ErrorKind.STREAM_CUT
+    assert RetryPolicy().decide(state(StreamCut("eof before [DONE]"))).retry
 
 
 def test_no_error_no_retry() -> None:
