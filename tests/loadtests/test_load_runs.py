@@ -1,0 +1,179 @@
+"""Real Locust runs (subprocesses, a few seconds each) against the mock's OpenAI endpoint.
+
+They prove the locustfile end to end: streamed and whole answers validated with zero failures,
+TTFT and chunk gaps as their own rows in the CSV output, the SLO gate's exit codes, and
+distributed mode with one master and two workers on loopback.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from loadtest_procs import ROOT, free_port, run_locust, spawn_locust
+
+from loadtests.slo import StatsRow, read_stats_csv
+
+
+def rows_by_key(prefix: Path) -> dict[tuple[str, str], StatsRow]:
+    return {(row.type, row.name): row for row in read_stats_csv(prefix)}
+
+
+def common(host: str, users: int, seconds: int) -> list[str]:
+    return [
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{seconds}s",
+        "--host",
+        host,
+        "--api-key",
+        "sk-test",
+        "--stream-share",
+        "0.5",
+        "--max-tokens",
+        "16",
+        "--request-timeout",
+        "20",
+    ]
+
+
+def explain(result: subprocess.CompletedProcess[str]) -> str:
+    return (
+        f"exit {result.returncode}\n--- stderr ---\n{result.stderr[-6000:]}\n"
+        f"--- stdout ---\n{result.stdout[-3000:]}"
+    )
+
+
+def test_headless_run_with_csv_output_has_no_failures_and_measures_ttft(
+    mock_openai: str, tmp_path: Path
+) -> None:
+    prefix = tmp_path / "run"
+    result = run_locust(*common(mock_openai, 4, 6), "--csv", str(prefix), cwd=tmp_path)
+    assert result.returncode == 0, explain(result)
+
+    rows = rows_by_key(prefix)
+    plain, stream = rows[("POST", "chat")], rows[("POST", "chat-stream")]
+    ttft, gaps = rows[("TTFT", "chat-stream")], rows[("CHUNK_GAP", "chat-stream")]
+    assert plain.requests > 0 and stream.requests > 0, rows
+    assert sum(r.failures for r in rows.values()) == 0, rows
+    assert ttft.requests == stream.requests  # every stream's first token was timed
+    assert gaps.requests > 0
+    assert ttft.percentile(0.5) >= 10  # the mock holds every first token for 10 ms
+    assert not any(t == "FALLBACK" for t, _ in rows)  # the mock sends no x-turnout headers
+    failures_csv = (tmp_path / "run_failures.csv").read_text().strip().splitlines()
+    assert len(failures_csv) == 1, failures_csv  # the header only
+
+    # the standalone checker reads the same CSVs
+    def check(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "loadtests.slo", str(prefix), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    lenient = check("--max-error-rate", "0", "--p99-ms", "60000", "--ttft-p99-ms", "60000")
+    assert lenient.returncode == 0, lenient.stdout + lenient.stderr
+    strict = check("--ttft-p50-ms", "1")
+    assert strict.returncode == 1
+    assert "SLO FAILED: p50 time to first token of TTFT chat-stream" in strict.stdout
+
+
+def test_the_slo_gate_sets_the_exit_code(mock_openai: str, tmp_path: Path) -> None:
+    strict = run_locust(*common(mock_openai, 2, 3), "--slo-p99-ms", "1", cwd=tmp_path)
+    assert strict.returncode == 3, explain(strict)
+    assert re.search(r"SLO FAILED: p99 latency of POST chat(-stream)? is \d+ ms > max 1 ms", strict.stderr)
+
+    lenient = run_locust(
+        *common(mock_openai, 2, 3),
+        "--slo-max-error-rate",
+        "0.01",
+        "--slo-p99-ms",
+        "60000",
+        "--slo-ttft-p99-ms",
+        "60000",
+        cwd=tmp_path,
+    )
+    assert lenient.returncode == 0, explain(lenient)
+    assert "SLO gate: PASS" in lenient.stderr
+
+
+def test_bad_options_stop_the_run_before_it_starts(tmp_path: Path) -> None:
+    result = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-t",
+        "1s",
+        "--host",
+        "http://127.0.0.1:9/v1",
+        "--stream-share",
+        "2",
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--stream-share must be between 0 and 1" in result.stderr
+
+
+def test_distributed_master_and_two_workers_on_loopback(mock_openai: str, tmp_path: Path) -> None:
+    port = free_port()
+    prefix = tmp_path / "dist"
+    workers = [
+        spawn_locust(
+            "--worker",
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            str(port),
+            cwd=tmp_path,
+            log=tmp_path / f"worker{i}.log",
+        )
+        for i in range(2)
+    ]
+    try:
+        master = run_locust(
+            *common(mock_openai, 4, 6),
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            "2",
+            "--expect-workers-max-wait",
+            "30",
+            "--csv",
+            str(prefix),
+            cwd=tmp_path,
+            timeout=90,
+        )
+        codes = [w.wait(timeout=30) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait(timeout=10)
+    worker_logs = "\n".join((tmp_path / f"worker{i}.log").read_text() for i in range(2))
+    assert master.returncode == 0, explain(master) + worker_logs
+    assert codes == [0, 0], worker_logs
+
+    reported = dict(re.findall(r"worker (\S+) reported (\d+) samples", master.stderr))
+    assert len(reported) == 2, master.stderr  # both workers sent statistics
+    assert all(int(n) > 0 for n in reported.values()), reported
+
+    rows = rows_by_key(prefix)
+    aggregated = rows[("", "Aggregated")]
+    per_row = [r for key, r in rows.items() if key != ("", "Aggregated")]
+    assert sum(int(n) for n in reported.values()) == aggregated.requests  # the workers' shares add up
+    assert sum(r.requests for r in per_row) == aggregated.requests  # and so do the rows
+    assert rows[("POST", "chat")].requests > 0 and rows[("POST", "chat-stream")].requests > 0
+    assert aggregated.failures == 0, rows
