@@ -44,11 +44,15 @@ DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
         "text-embedding-ada-002",
     ),
     "anthropic": (
+        "claude-opus-5",
+        "claude-sonnet-5",
+        "claude-opus-4-8",
+        "claude-opus-4-7",
+        "claude-sonnet-4-6",
+        "claude-haiku-4-5",
+        "claude-haiku-4-5-20251001",
         "claude-sonnet-4-5",
         "claude-sonnet-4-5-20250929",
-        "claude-opus-4-1",
-        "claude-haiku-4-5",
-        "claude-3-5-haiku-latest",
     ),
     "mistral": (
         "mistral-small-latest",
