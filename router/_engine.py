@@ -1,0 +1,399 @@
+"""One request's journey through a route: gates, attempts, retries, fallbacks, hedging, records.
+
+:class:`RequestRun` walks the route's chain. For each deployment it asks the breaker and the rate
+limiter (a closed door is a *skip*, recorded, never a wait beyond ``rate_limit_wait``), makes the
+attempt with limits capped by the request's :class:`~router.deadline.Deadline`, and on failure
+asks the :class:`~router.retry.RetryPolicy` whether to try the same deployment again. Then:
+
+- a context-length error switches to the route's ``on_error.context_length`` chain if it has one;
+- a content-policy refusal ends the request with the provider's error (its reason reaches the
+  caller) unless the route names an ``on_error.content_policy`` chain;
+- any other bad request ends the request (the request itself is wrong; another model would
+  refuse it too);
+- everything else falls back to the next deployment.
+
+The kind of attempt (complete, stream up to its first token, buffered stream, embed) is a
+function passed in; this module does not know about streams. Exactly one
+:class:`~router.types.AttemptRecord` is made per attempt or skip, each with its own usage and
+cost; an attempt in flight when the request stops (a hedge's loser) is recorded as cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from router import errors as E
+from router._runtime import BREAKER_COUNTS, DeploymentRuntime, RoutePlan
+from router.adapters import CallOptions
+from router.clock import Clock
+from router.cost import PriceTable
+from router.deadline import Deadline
+from router.headers import RateLimitSnapshot
+from router.hooks import RouterListener
+from router.retry import AttemptState
+from router.types import AttemptRecord, AuditRecord, Usage, WaitSource
+
+log = logging.getLogger("turnout.router")
+
+T = TypeVar("T")
+AttemptFn = Callable[[DeploymentRuntime, CallOptions], Awaitable[T]]
+Discard = Callable[[T], Awaitable[Usage | None]]  # release a result nobody will use; its usage
+
+_TINY_WAIT = 0.05  # a local limit that frees up this soon is waited for, not skipped
+
+
+@dataclass(slots=True)
+class Won(Generic[T]):
+    """The attempt that answered: its result, its deployment and its (open) record."""
+
+    result: T
+    rt: DeploymentRuntime
+    record: AttemptRecord
+    estimate: int
+
+
+class RequestRun:
+    """The state of one request: its deadline, records and errors."""
+
+    __slots__ = (
+        "attempts",
+        "audit",
+        "clock",
+        "deadline",
+        "deployments",
+        "errors",
+        "listeners",
+        "plan",
+        "prices",
+        "rate_limit_wait",
+        "text_chars",
+        "tokens_hint",
+    )
+
+    def __init__(
+        self,
+        plan: RoutePlan,
+        deployments: dict[str, DeploymentRuntime],
+        *,
+        clock: Clock,
+        prices: PriceTable,
+        listeners: Sequence[RouterListener],
+        audit: AuditRecord,
+        rate_limit_wait: float,
+        text_chars: Callable[[], int],
+        tokens_hint: int | None,
+    ) -> None:
+        self.plan = plan
+        self.deployments = deployments
+        self.clock = clock
+        self.prices = prices
+        self.listeners = listeners
+        self.audit = audit
+        self.rate_limit_wait = rate_limit_wait
+        self.text_chars = text_chars
+        self.tokens_hint = tokens_hint
+        self.deadline = Deadline(plan.total, clock)
+        self.errors: list[E.RouterError] = []
+        self.attempts = 0  # real attempts (not skips)
+
+    # --- records ---------------------------------------------------------------------------------
+
+    def emit(self, record: AttemptRecord) -> None:
+        self.audit.attempts.append(record)
+        for listener in self.listeners:
+            try:
+                listener.on_attempt(self.plan.name, record)
+            except Exception:
+                log.exception("router listener %r failed in on_attempt", listener)
+
+    def finish_record(self, record: AttemptRecord, rt: DeploymentRuntime, usage: Usage | None) -> None:
+        record.latency_s = self.clock.now() - record.started_at
+        record.usage = usage if usage is not None else Usage()
+        record.cost_usd = self.prices.cost(rt.name, record.usage)
+        self.emit(record)
+
+    # --- the chain -------------------------------------------------------------------------------
+
+    async def run(self, attempt: AttemptFn[T], discard: Discard[T], *, hedge: bool = True) -> Won[T]:
+        """Walk the chain until an attempt succeeds; raise the error the caller should see."""
+        plan = self.plan
+        queue = deque(plan.chain)
+        tried: set[str] = set()
+        hedge_after = plan.hedge_after if hedge else None
+        while queue:
+            name = queue.popleft()
+            if name in tried:
+                continue
+            tried.add(name)
+            rt = self.deployments[name]
+            if hedge_after is not None and queue:
+                outcome = await self._hedged(rt, queue, tried, hedge_after, attempt, discard)
+            else:
+                outcome = await self._deployment(rt, attempt)
+            if isinstance(outcome, Won):
+                return outcome
+            if outcome is None:
+                continue  # skipped: breaker open or rate-limited
+            err = outcome
+            kind = err.kind
+            if kind is E.ErrorKind.DEADLINE:
+                raise err
+            switch = plan.on_error.get(kind)
+            if switch is not None:
+                queue = deque(n for n in switch if n not in tried)
+                self.audit.decisions.append(f"{kind.value} on {name}: switching to {list(queue)}")
+                continue
+            if kind is E.ErrorKind.CONTENT_POLICY and plan.final_on_policy:
+                self.audit.decisions.append(f"content policy refusal on {name} is final")
+                raise err
+            if kind is E.ErrorKind.BAD_REQUEST:
+                self.audit.decisions.append(f"bad request on {name}: not retried elsewhere")
+                raise err
+            if queue:
+                self.audit.decisions.append(f"{kind.value} on {name}: falling back to {queue[0]}")
+        raise self._exhausted()
+
+    async def _hedged(
+        self,
+        rt: DeploymentRuntime,
+        queue: deque[str],
+        tried: set[str],
+        after: float,
+        attempt: AttemptFn[T],
+        discard: Discard[T],
+    ) -> Won[T] | E.RouterError | None:
+        """Run ``rt``; if it has not answered after ``after`` seconds, start the next one too."""
+        first = asyncio.ensure_future(self._deployment(rt, attempt))
+        timer = asyncio.ensure_future(self.clock.sleep(after))
+        try:
+            await asyncio.wait((first, timer), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            first.cancel()
+            timer.cancel()
+            raise
+        if first.done():
+            timer.cancel()
+            return first.result()
+        second_name = queue.popleft()
+        tried.add(second_name)
+        self.audit.decisions.append(
+            f"hedge: no answer from {rt.name} after {after:g}s, starting {second_name}"
+        )
+        second = asyncio.ensure_future(self._deployment(self.deployments[second_name], attempt))
+        pending = {first, second}
+        last: E.RouterError | None = None
+        winner: Won[T] | None = None
+        try:
+            while pending and winner is None:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in (t for t in (first, second) if t in done):
+                    outcome = task.result()
+                    if isinstance(outcome, Won):
+                        if winner is None:
+                            winner = outcome
+                            self.audit.decisions.append(f"hedge: {outcome.rt.name} answered first")
+                        else:  # both answered in the same turn: the second is paid for, not used
+                            await self._discard(outcome, discard)
+                    elif outcome is not None:
+                        last = outcome
+            return winner if winner is not None else last
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _discard(self, won: Won[T], discard: Discard[T]) -> None:
+        usage = await discard(won.result)
+        won.record.outcome = "cancelled"
+        won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)
+        self.finish_record(won.record, won.rt, usage)
+
+    async def _gate(self, rt: DeploymentRuntime) -> tuple[int, float] | None:
+        """Breaker and limiter: ``(token estimate, seconds waited)``, or None after recording a skip."""
+        now = self.clock.now()
+        breaker = rt.breaker
+        if not breaker.allow():
+            retry_at = breaker.retry_at
+            wait = None if retry_at is None else max(0.0, retry_at - now)
+            msg = "circuit breaker open" + (f", retry in {wait:.3g}s" if wait is not None else "")
+            self._skip(rt, msg, wait, "none")
+            return None
+        limiter = rt.limiter
+        estimate = 0
+        if limiter.tpm is not None:
+            from router.ratelimit import estimate_tokens
+
+            estimate = estimate_tokens(self.text_chars(), self.tokens_hint or rt.deployment.max_tokens)
+        waited = 0.0
+        while True:
+            wait = limiter.try_acquire(estimate)
+            if wait == 0.0:
+                return estimate, waited
+            left = self.deadline.remaining()
+            if wait > max(self.rate_limit_wait - waited, _TINY_WAIT) or (left is not None and wait >= left):
+                breaker.release_probe()
+                self._skip(rt, f"local rate limit, retry in {wait:.3g}s", wait, "rate-limit")
+                return None
+            try:
+                await self.clock.sleep(wait)
+            except asyncio.CancelledError:
+                breaker.release_probe()
+                raise
+            waited += wait
+
+    def _skip(self, rt: DeploymentRuntime, message: str, wait: float | None, source: WaitSource) -> None:
+        dep = rt.deployment
+        err = E.Unavailable(message, provider=dep.provider, model=dep.name, retry_after=wait)
+        self.errors.append(err)
+        self.emit(
+            AttemptRecord(
+                model=dep.name,
+                provider=dep.provider,
+                outcome="skipped",
+                started_at=self.clock.now(),
+                error_kind=err.kind.value,
+                message=message,
+                wait_source=source,
+            )
+        )
+
+    async def _deployment(
+        self, rt: DeploymentRuntime, attempt: AttemptFn[T]
+    ) -> Won[T] | E.RouterError | None:
+        """Try one deployment, with retries. A Won, the error that ended it, or None if skipped."""
+        dep = rt.deployment
+        policy = self.plan.policy
+        tries = 0
+        first_at = self.clock.now()
+        wait: float = 0.0
+        source: WaitSource = "none"
+        while True:
+            if self.deadline.expired():
+                return self._deadline_error(None)
+            gate = await self._gate(rt)
+            if gate is None:
+                return None
+            estimate, waited = gate
+            if waited:
+                wait, source = wait + waited, "rate-limit"
+            record = AttemptRecord(
+                model=dep.name,
+                provider=dep.provider,
+                outcome="success",
+                started_at=self.clock.now(),
+                wait_s=wait,
+                wait_source=source,
+            )
+            tries += 1
+            self.attempts += 1
+            try:
+                result = await attempt(rt, self.plan.options(rt, self.deadline))
+            except E.RouterError as exc:
+                err = self._settle_failure(rt, exc, record, estimate)
+                if err.kind is E.ErrorKind.DEADLINE:
+                    return err
+                decision = policy.decide(
+                    AttemptState(
+                        attempt=tries,
+                        error=err,
+                        started_at=first_at,
+                        now=self.clock.now(),
+                        deadline_remaining=self.deadline.remaining(),
+                        total_attempts=self.attempts,
+                    )
+                )
+                if not decision.retry:
+                    return err
+                self.audit.decisions.append(f"{dep.name}: {decision.reason}")
+                await self.clock.sleep(decision.wait)
+                wait, source = decision.wait, decision.source
+                continue
+            except asyncio.CancelledError:
+                rt.breaker.release_probe()
+                rt.limiter.refund(estimate)
+                record.outcome = "cancelled"
+                self.finish_record(record, rt, None)
+                raise
+            rt.breaker.on_success()
+            return Won(result, rt, record, estimate)
+
+    def _deadline_error(self, cause: E.RouterError | None) -> E.DeadlineExceeded:
+        total = self.plan.total
+        why = f"; last error: {cause}" if cause is not None else ""
+        err = E.DeadlineExceeded(f"the request's {total:g}s budget ran out{why}")
+        self.errors.append(err)
+        return err
+
+    def _settle_failure(
+        self, rt: DeploymentRuntime, exc: E.RouterError, record: AttemptRecord, estimate: int
+    ) -> E.RouterError:
+        """Record a failed attempt and tell the breaker and limiter; the error to act on."""
+        kind = exc.kind
+        now = self.clock.now()
+        if isinstance(exc, E.TransportError) and self.deadline.expired():
+            rt.breaker.release_probe()  # the request's budget, not the provider, ended it
+            err: E.RouterError = self._deadline_error(exc)
+            kind = err.kind
+        else:
+            err = exc
+            self.errors.append(err)
+            if kind in BREAKER_COUNTS:
+                rt.breaker.on_failure(kind)
+            else:
+                rt.breaker.on_success()  # it answered: the deployment is up
+            ra = exc.retry_after
+            if ra is not None and ra > 0:
+                if kind is E.ErrorKind.RATE_LIMIT:
+                    rt.limiter.observe(RateLimitSnapshot(remaining_requests=0, reset_requests_s=ra))
+                else:
+                    rt.breaker.trip(now + ra)
+        rt.limiter.refund(estimate)
+        record.outcome = "error"
+        record.error_kind = kind.value
+        record.status = exc.status
+        record.message = exc.message
+        self.finish_record(record, rt, None)
+        return err
+
+    def _exhausted(self) -> E.RouterError:
+        errors = self.errors
+        now = self.clock.now()
+        hints: list[float] = []
+        for name in dict.fromkeys(e.model for e in errors if e.model):
+            rt = self.deployments.get(name)
+            if rt is None:
+                continue
+            known = [e.retry_after for e in errors if e.model == name and e.retry_after is not None]
+            retry_at = rt.breaker.retry_at
+            if retry_at is not None:
+                known.append(max(0.0, retry_at - now))
+            if known:
+                hints.append(max(known))
+        retry_after = min(hints) if hints else None
+        if not errors:
+            return E.Unavailable(f"route {self.plan.name!r} has no deployment left to try")
+        if self.attempts == 0:
+            detail = "; ".join(f"{e.model}: {e.message}" for e in errors)
+            return E.Unavailable(
+                f"no deployment of {self.plan.name!r} is available ({detail})", retry_after=retry_after
+            )
+        last = next((e for e in reversed(errors) if not isinstance(e, E.Unavailable)), errors[-1])
+        exc = E.AllAttemptsFailed(
+            f"all {self.attempts} attempts on {self.plan.name!r} failed; last: {last}",
+            errors=list(errors),
+            provider=last.provider,
+            model=last.model,
+            status=last.status,
+            retry_after=retry_after,
+            error_type=last.error_type,
+        )
+        statuses = {e.http_status for e in errors}
+        if len(statuses) == 1:
+            exc.http_status = statuses.pop()
+        return exc

@@ -1,0 +1,213 @@
+"""What the engine works with, built once from a :class:`~router.config.RouterConfig`.
+
+A :class:`DeploymentRuntime` is a deployment with its adapter, circuit breaker, rate limiter and
+prices; a :class:`RoutePlan` is a route with its chain, its error-kind chains, its retry policy
+and its timeouts. Built once, so the request path reads plain attributes: no pydantic, no dict
+merging, no URL building per request.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from router.adapters import Adapter, CallOptions, Deployment, make_adapter, make_deployment
+from router.breaker import CircuitBreaker
+from router.clock import Clock
+from router.config import RouteConfig, RouterConfig, TimeoutsConfig
+from router.cost import PriceTable, Rates
+from router.deadline import Deadline
+from router.errors import ErrorKind
+from router.headers import parse_ratelimit_headers
+from router.ratelimit import RateLimiter
+from router.retry import AttemptState, RetryPolicy, Stop
+
+__all__ = ["BREAKER_COUNTS", "DeploymentRuntime", "RoutePlan", "build_runtime"]
+
+# Errors that say something about the deployment's health, and so count toward its breaker.
+# Not counted: the request's own faults (bad request, context length, content policy), rate
+# limits (the limiter handles them), and timeouts cut short by the request's own deadline.
+# Auth, not-found and quota count: they fail every request the deployment gets, so skipping it
+# saves a round trip each, and the half-open probe notices when the key or model is fixed.
+BREAKER_COUNTS: frozenset[ErrorKind] = frozenset(
+    {
+        ErrorKind.SERVER,
+        ErrorKind.OVERLOADED,
+        ErrorKind.CONNECT,
+        ErrorKind.TIMEOUT,
+        ErrorKind.FIRST_TOKEN_TIMEOUT,
+        ErrorKind.STALL,
+        ErrorKind.STREAM_CUT,
+        ErrorKind.MALFORMED,
+        ErrorKind.AUTH,
+        ErrorKind.NOT_FOUND,
+        ErrorKind.QUOTA,
+    }
+)
+
+SILENCE: frozenset[ErrorKind] = frozenset({ErrorKind.TIMEOUT, ErrorKind.FIRST_TOKEN_TIMEOUT, ErrorKind.STALL})
+
+
+class stop_on_silence(Stop):
+    """Do not retry a deployment that timed out: fail over instead of multiplying the hang."""
+
+    __slots__ = ()
+
+    def __call__(self, state: AttemptState) -> bool:
+        return state.error is not None and state.error.kind in SILENCE
+
+    def __repr__(self) -> str:
+        return "stop_on_silence()"
+
+
+@dataclass(slots=True, eq=False)
+class DeploymentRuntime:
+    deployment: Deployment
+    adapter: Adapter
+    breaker: CircuitBreaker
+    limiter: RateLimiter
+    timeouts: TimeoutsConfig  # the defaults with the provider's on top
+    on_headers: Callable[[Mapping[str, str]], None]
+
+    @property
+    def name(self) -> str:
+        return self.deployment.name
+
+
+@dataclass(slots=True, eq=False)
+class RoutePlan:
+    name: str
+    chain: tuple[str, ...]
+    policy: RetryPolicy
+    total: float | None
+    route_timeouts: TimeoutsConfig  # fields the route set explicitly
+    on_error: dict[ErrorKind, tuple[str, ...]] = field(default_factory=dict)
+    hedge_after: float | None = None
+    buffer_stream: bool = False
+    final_on_policy: bool = True  # a content-policy refusal ends the request unless a chain is given
+    _limits: dict[str, tuple[float | None, float | None, float | None, float | None]] = field(
+        default_factory=dict
+    )
+
+    def options(self, rt: DeploymentRuntime, deadline: Deadline) -> CallOptions:
+        """The attempt's limits on ``rt``, capped by what is left of ``deadline``."""
+        limits = self._limits.get(rt.name)
+        if limits is None:
+            t = self.route_timeouts.over(rt.timeouts)
+            limits = self._limits[rt.name] = (t.connect, t.read, t.first_token, t.idle)
+        connect, read, first_token, idle = limits
+        if deadline.total is None:
+            return CallOptions(connect, read, first_token, idle, None, rt.on_headers)
+        return CallOptions(
+            deadline.cap(connect),
+            deadline.cap(read),
+            deadline.cap(first_token),
+            idle,
+            deadline.remaining(),
+            rt.on_headers,
+        )
+
+
+def _limiter_hook(kind: str, limiter: RateLimiter, clock: Clock) -> Callable[[Mapping[str, str]], None]:
+    def observe(headers: Mapping[str, str]) -> None:
+        snap = parse_ratelimit_headers(kind, headers, clock.wall())
+        if snap is not None:
+            limiter.observe(snap)
+
+    return observe
+
+
+def build_runtime(
+    cfg: RouterConfig,
+    *,
+    clock: Clock,
+    rng: random.Random,
+    adapters: Mapping[str, Adapter] | None,
+    on_breaker_change: Callable[[str, str, str], None],
+) -> tuple[dict[str, Adapter], dict[str, DeploymentRuntime], dict[str, RoutePlan], PriceTable]:
+    """Adapters by provider, deployments, route plans (routes, then single deployments), prices."""
+    by_provider: dict[str, Adapter] = {}
+    for pname, pcfg in cfg.providers.items():
+        given = (adapters or {}).get(pname)
+        by_provider[pname] = (
+            given if given is not None else make_adapter(pcfg.kind, connections=pcfg.connections)
+        )
+    d = cfg.defaults
+    base_timeouts = cfg.timeouts_for(None)
+    prices = PriceTable()
+    deployments: dict[str, DeploymentRuntime] = {}
+    for dname, dcfg in cfg.models.items():
+        pcfg = cfg.providers[dcfg.provider]
+        dep = make_deployment(
+            dname,
+            provider=dcfg.provider,
+            kind=pcfg.kind,
+            model=dcfg.model,
+            base_url=pcfg.base_url,
+            api_key=pcfg.api_key,
+            headers=pcfg.headers,
+            max_tokens=dcfg.max_tokens,
+            context_window=dcfg.context_window,
+        )
+        b = d.breaker
+        breaker = CircuitBreaker(
+            failures=b.failures,
+            window=b.window,
+            cooldown=b.cooldown,
+            max_cooldown=max(b.max_cooldown, b.cooldown),
+            clock=clock,
+            on_change=functools.partial(on_breaker_change, dname),
+        )
+        limiter = RateLimiter(dcfg.rpm, dcfg.tpm, clock)
+        override = None
+        if dcfg.prices is not None:
+            p = dcfg.prices
+            override = Rates.per_million(p.input, p.output, p.cached, p.cache_write)
+        prices.register(dname, pcfg.kind, dcfg.model, override)
+        deployments[dname] = DeploymentRuntime(
+            deployment=dep,
+            adapter=by_provider[dcfg.provider],
+            breaker=breaker,
+            limiter=limiter,
+            timeouts=pcfg.timeouts.over(base_timeouts),
+            on_headers=_limiter_hook(pcfg.kind, limiter, clock),
+        )
+
+    def plan(name: str, route: RouteConfig | None, chain: tuple[str, ...]) -> RoutePlan:
+        retries = route.retries if route is not None and route.retries is not None else d.retries
+        policy = RetryPolicy(
+            max_retries=retries,
+            backoff_base=d.backoff_base,
+            backoff_max=d.backoff_max,
+            retry_after_cap=d.retry_after_cap,
+            rng=rng,
+            stop=None if d.retry_timeouts else stop_on_silence(),
+        )
+        timeouts = cfg.timeouts_for(route)
+        on_error: dict[ErrorKind, tuple[str, ...]] = {}
+        final_on_policy = True
+        if route is not None:
+            if route.on_error.context_length is not None:
+                on_error[ErrorKind.CONTEXT_LENGTH] = tuple(route.on_error.context_length)
+            if route.on_error.content_policy is not None:
+                on_error[ErrorKind.CONTENT_POLICY] = tuple(route.on_error.content_policy)
+                final_on_policy = False
+        explicit = route.timeouts if route is not None else TimeoutsConfig()
+        return RoutePlan(
+            name=name,
+            chain=chain,
+            policy=policy,
+            total=timeouts.total,
+            route_timeouts=explicit,
+            on_error=on_error,
+            hedge_after=route.hedge.after if route is not None and route.hedge is not None else None,
+            buffer_stream=route.buffer_stream if route is not None else False,
+            final_on_policy=final_on_policy,
+        )
+
+    plans: dict[str, RoutePlan] = {name: plan(name, None, (name,)) for name in cfg.models}
+    for rname, route in cfg.routes.items():
+        plans[rname] = plan(rname, route, tuple(route.chain))  # a route shadows a deployment of its name
+    return by_provider, deployments, plans, prices

@@ -1,0 +1,394 @@
+"""The public :class:`Router`: complete, stream and embed through configured routes.
+
+Streaming contract: nothing reaches the caller until the first content token has arrived, so a
+failure before it fails over invisibly; :class:`~router.types.StreamStart` then names the model
+that answers. A failure after that ends the iteration with
+:class:`~router.errors.StreamInterrupted` (its ``partial`` holds the text already sent), never with
+a :class:`~router.types.StreamEnd`: a cut stream is never a success. A route with
+``buffer_stream: true`` collects each attempt whole before sending anything, so even a
+mid-stream failure fails over cleanly (at the cost of time to first token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from router import errors as E
+from router._engine import RequestRun, Won
+from router._runtime import BREAKER_COUNTS, DeploymentRuntime, build_runtime
+from router.adapters import Adapter, AdapterEvent, CallOptions
+from router.clock import SYSTEM_CLOCK, Clock
+from router.config import RouterConfig, load_config
+from router.hooks import RouterListener
+from router.types import (
+    AuditRecord,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    Usage,
+)
+
+__all__ = ["Router"]
+
+log = logging.getLogger("turnout.router")
+
+
+@dataclass(slots=True)
+class _Opened:
+    """A stream attempt that produced its first content (or ended): what it sent so far."""
+
+    head: list[AdapterEvent]
+    rest: AsyncIterator[AdapterEvent] | None  # None once the stream was read whole (buffered)
+    ttft: float | None
+
+
+async def _aclose(it: AsyncIterator[Any] | None) -> None:
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _discard_stream(opened: _Opened) -> Usage | None:
+    await _aclose(opened.rest)
+    end = opened.head[-1] if opened.head else None
+    return end.response.usage if isinstance(end, StreamEnd) else None
+
+
+async def _discard_response(resp: ChatResponse | EmbeddingResponse) -> Usage | None:
+    return resp.usage
+
+
+def _chars(request: ChatRequest) -> int:
+    n = sum(len(m.text) for m in request.messages)
+    if request.system:
+        n += (
+            len(request.system)
+            if isinstance(request.system, str)
+            else sum(len(p.text) for p in request.system)
+        )
+    return n
+
+
+class Router:
+    """Routes requests over the configured providers, with retries, fallbacks, breakers and limits."""
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        clock: Clock | None = None,
+        listeners: Sequence[RouterListener] = (),
+        rng_seed: int | None = None,
+        adapters: Mapping[str, Adapter] | None = None,  # by provider name; for tests and custom transports
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self._listeners: list[RouterListener] = list(listeners)
+        self._adapters, self._deployments, self._plans, self._prices = build_runtime(
+            config,
+            clock=self.clock,
+            rng=random.Random(rng_seed),
+            adapters=adapters,
+            on_breaker_change=self._breaker_changed,
+        )
+        self._rate_limit_wait = config.defaults.rate_limit_wait
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(4).hex() + "-"
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Router:
+        return cls(load_config(Path(path)), **kwargs)
+
+    # --- public API ------------------------------------------------------------------------------
+
+    def route_names(self) -> list[str]:
+        """The names a request's ``model`` may take: routes, then deployments."""
+        return list(dict.fromkeys([*self.config.routes, *self.config.models]))
+
+    def add_listener(self, listener: RouterListener) -> None:
+        self._listeners.append(listener)
+
+    def deployment(self, name: str) -> DeploymentRuntime:
+        """A deployment's runtime state (breaker, limiter), for inspection."""
+        return self._deployments[name]
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state: per deployment its breaker and limiter; per route its chain."""
+        return {
+            "deployments": {
+                name: {
+                    "provider": rt.deployment.provider,
+                    "model": rt.deployment.model,
+                    "breaker": rt.breaker.snapshot(),
+                    "limiter": rt.limiter.snapshot(),
+                }
+                for name, rt in self._deployments.items()
+            },
+            "routes": {
+                name: {"chain": list(p.chain), "hedge_after": p.hedge_after, "buffer_stream": p.buffer_stream}
+                for name, p in self._plans.items()
+                if name in self.config.routes
+            },
+        }
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        if request.stream:
+            request = replace(request, stream=False)
+        run = self._start(request, streamed=False)
+
+        async def attempt(rt: DeploymentRuntime, options: CallOptions) -> ChatResponse:
+            return await rt.adapter.complete(rt.deployment, request, options)
+
+        try:
+            won = await run.run(attempt, _discard_response)
+        except E.RouterError as err:
+            self._finish(run, None, err)
+            raise
+        resp = won.result
+        self._settle_success(run, won, resp.usage)
+        resp.latency_s = won.record.latency_s
+        resp.cost_usd = won.record.cost_usd
+        resp.request_id = run.audit.request_id
+        resp.route = run.plan.name
+        resp.attempts = run.attempts
+        self._finish(run, won.rt.name, None)
+        return resp
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        run = self._start(request, streamed=False)
+
+        async def attempt(rt: DeploymentRuntime, options: CallOptions) -> EmbeddingResponse:
+            return await rt.adapter.embed(rt.deployment, request, options)
+
+        try:
+            won = await run.run(attempt, _discard_response, hedge=False)
+        except E.RouterError as err:
+            self._finish(run, None, err)
+            raise
+        resp = won.result
+        self._settle_success(run, won, resp.usage)
+        resp.cost_usd = won.record.cost_usd
+        resp.request_id = run.audit.request_id
+        resp.route = run.plan.name
+        resp.attempts = run.attempts
+        self._finish(run, won.rt.name, None)
+        return resp
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        if not request.stream:
+            request = replace(request, stream=True)
+        run = self._start(request, streamed=True)
+        clock = self.clock
+        buffered = run.plan.buffer_stream
+
+        async def attempt(rt: DeploymentRuntime, options: CallOptions) -> _Opened:
+            started = clock.now()
+            events = rt.adapter.stream(rt.deployment, request, options)
+            head: list[AdapterEvent] = []
+            ttft = None
+            try:
+                async for ev in events:
+                    head.append(ev)
+                    if isinstance(ev, StreamEnd):
+                        return _Opened(head, None, ttft)
+                    if ttft is None:
+                        ttft = clock.now() - started
+                        if not buffered:
+                            return _Opened(head, events, ttft)
+            except BaseException:
+                await _aclose(events)
+                raise
+            raise E.StreamCut(
+                "the stream ended without an end event", provider=rt.deployment.provider, model=rt.name
+            )
+
+        try:
+            won = await run.run(attempt, _discard_stream)
+        except E.RouterError as err:
+            self._finish(run, None, err)
+            raise
+        opened = won.result
+        won.record.ttft_s = opened.ttft
+        won.record.streamed = True
+        dep = won.rt.deployment
+        yield StreamStart(
+            dep.name, dep.provider, dep.model, run.audit.request_id, run.plan.name, run.attempts
+        )
+        sent: list[str] = []
+        end: StreamEnd | None = None
+        try:
+            for ev in opened.head:
+                if isinstance(ev, StreamEnd):
+                    end = ev
+                    break
+                if isinstance(ev, TextDelta):
+                    sent.append(ev.text)
+                yield ev
+            if end is None and opened.rest is not None:
+                async for ev in opened.rest:
+                    if isinstance(ev, StreamEnd):
+                        end = ev
+                        break
+                    if isinstance(ev, TextDelta):
+                        sent.append(ev.text)
+                    yield ev
+            if end is None:
+                raise E.StreamCut(
+                    "the stream ended without an end event", provider=dep.provider, model=dep.name
+                )
+        except E.RouterError as exc:
+            await _aclose(opened.rest)
+            interrupted = self._interrupted(run, won, exc, "".join(sent))
+            raise interrupted from exc
+        except (GeneratorExit, asyncio.CancelledError):
+            await _aclose(opened.rest)
+            won.record.outcome = "cancelled"
+            run.finish_record(won.record, won.rt, None)
+            won.rt.limiter.refund(won.estimate)
+            self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
+            raise
+        resp = end.response
+        self._settle_success(run, won, resp.usage)
+        resp.latency_s = won.record.latency_s
+        resp.ttft_s = opened.ttft
+        resp.cost_usd = won.record.cost_usd
+        resp.request_id = run.audit.request_id
+        resp.route = run.plan.name
+        resp.attempts = run.attempts
+        self._finish(run, dep.name, None)
+        yield StreamEnd(resp)
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _start(self, request: ChatRequest | EmbeddingRequest, *, streamed: bool) -> RequestRun:
+        name = request.model
+        plan = self._plans.get(name)
+        audit = AuditRecord(
+            request_id=f"{self._id_prefix}{next(self._ids):x}",
+            route=name,
+            candidates=list(plan.chain) if plan is not None else [],
+            started_at=self.clock.wall(),
+            streamed=streamed,
+        )
+        if plan is None:
+            err = E.UnknownRoute(f"no route or model named {name!r}; known: {', '.join(self.route_names())}")
+            audit.outcome, audit.error_kind = "error", err.kind.value
+            self._notify_request(audit)
+            raise err
+        if isinstance(request, ChatRequest):
+            chat = request
+
+            def text_chars() -> int:
+                return _chars(chat)
+
+            hint = request.max_tokens
+        else:
+            inputs = request.input
+
+            def text_chars() -> int:
+                return sum(map(len, inputs))
+
+            hint = 0
+        return RequestRun(
+            plan,
+            self._deployments,
+            clock=self.clock,
+            prices=self._prices,
+            listeners=self._listeners,
+            audit=audit,
+            rate_limit_wait=self._rate_limit_wait,
+            text_chars=text_chars,
+            tokens_hint=hint,
+        )
+
+    def _settle_success(self, run: RequestRun, won: Won[Any], usage: Usage | None) -> None:
+        won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)
+        run.finish_record(won.record, won.rt, usage)
+
+    def _interrupted(
+        self, run: RequestRun, won: Won[Any], exc: E.RouterError, partial: str
+    ) -> E.StreamInterrupted:
+        rt = won.rt
+        if exc.kind in BREAKER_COUNTS:
+            rt.breaker.on_failure(exc.kind)
+        rt.limiter.refund(won.estimate)
+        rec = won.record
+        rec.outcome, rec.error_kind, rec.status, rec.message = (
+            "error",
+            exc.kind.value,
+            exc.status,
+            exc.message,
+        )
+        run.finish_record(rec, rt, None)
+        run.errors.append(exc)
+        err = E.StreamInterrupted(
+            f"the stream from {rt.name} failed after output began: {exc.message}",
+            partial=partial,
+            cause_kind=exc.kind,
+            provider=rt.deployment.provider,
+            model=rt.name,
+            status=exc.status,
+        )
+        run.audit.decisions.append(f"{rt.name}: {exc.kind.value} after output began; not failed over")
+        self._finish(run, None, err)
+        return err
+
+    def _finish(self, run: RequestRun, winner: str | None, err: E.RouterError | None) -> None:
+        audit = run.audit
+        audit.latency_s = self.clock.now() - run.deadline.started_at
+        audit.winner = winner
+        if err is not None:
+            audit.outcome, audit.error_kind = "error", err.kind.value
+        total = Usage()
+        cost: float | None = None
+        for rec in audit.attempts:
+            u = rec.usage
+            if u is not None:
+                total.input_tokens += u.input_tokens
+                total.output_tokens += u.output_tokens
+                total.cached_input_tokens += u.cached_input_tokens
+                total.cache_write_tokens += u.cache_write_tokens
+            if rec.cost_usd is not None:
+                cost = (cost or 0.0) + rec.cost_usd
+        audit.usage, audit.cost_usd = total, cost
+        self._notify_request(audit)
+
+    def _notify_request(self, audit: AuditRecord) -> None:
+        for listener in self._listeners:
+            try:
+                listener.on_request(audit)
+            except Exception:
+                log.exception("router listener %r failed in on_request", listener)
+
+    def _breaker_changed(self, model: str, old: str, new: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener.on_breaker_change(model, old, new)
+            except Exception:
+                log.exception("router listener %r failed in on_breaker_change", listener)
