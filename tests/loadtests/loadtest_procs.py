@@ -37,6 +37,10 @@ def _env() -> dict[str, str]:
         k: v for k, v in os.environ.items() if not k.startswith(("TURNOUT_LOAD_", "TURNOUT_SLO_", "LOCUST_"))
     }
     env["PYTHONUNBUFFERED"] = "1"
+    # Import the packages from this checkout as regular packages, whatever state the editable
+    # install of the environment is in (one made before a package had its __init__.py maps it
+    # as a namespace package, whose __init__ never runs).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     return env
 
 

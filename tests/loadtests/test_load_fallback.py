@@ -1,0 +1,122 @@
+"""A short real load through ``turnout serve`` while the primary model meets ~5 % mixed faults.
+
+Set-up, all on loopback: the mock; a ``turnout proxy`` in front of it injecting a seeded mix of
+faults (1 % each: reset, 500, 429 with retry-after, stream cut after 5 tokens, 2 s of latency);
+the sidecar with one route, ``chat: [primary, fallback]``, where ``primary`` goes through the
+proxy and ``fallback`` straight to the mock, so the fallback is healthy by construction.
+
+The route buffers streams (``buffer_stream: true``): a stream cut after tokens had reached the
+client is the one failure no fallback can repair, and buffering is what lets the router fail
+over from it. Retries are off, so each fault the primary meets is served by the fallback (and
+shows up as a FALLBACK row) rather than absorbed by a retry. With a healthy fallback every
+fault is one the fallback can serve: the run must have zero failures, and fallbacks > 0.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from loadtest_procs import Service, free_port, run_locust, start_mock, start_service
+
+from loadtests.slo import read_stats_csv
+
+NEEDED = ("router.sidecar", "chaos.proxy", "mockproviders.server")
+MISSING = [name for name in NEEDED if importlib.util.find_spec(name) is None]
+
+pytestmark = pytest.mark.skipif(
+    bool(MISSING), reason=f"the sidecar/chaos proxy is not in this tree yet: {', '.join(MISSING)} missing"
+)
+
+SCENARIO = """\
+name: loadtest-mixed-faults-5pct
+description: about 5 % of the primary's requests meet one of five common faults (1 % each)
+seed: 7
+rules:
+  - {name: reset, fault: reset, when: {probability: 0.01}}
+  - {name: server-error, fault: server_error, when: {probability: 0.01}}
+  - {name: rate-limited, fault: rate_limit, params: {retry_after: 1}, when: {probability: 0.01}}
+  - {name: cut, fault: cut, params: {after_tokens: 5}, when: {probability: 0.01}}
+  - {name: slow, fault: latency, params: {delay: 2s}, when: {probability: 0.01}}
+"""
+
+SIDECAR = """\
+providers:
+  faulty:  {{kind: openai, base_url: "{proxy}/openai/v1", api_key: sk-test}}
+  healthy: {{kind: openai, base_url: "{mock}", api_key: sk-test}}
+models:
+  primary:  {{provider: faulty, model: gpt-4o-mini}}
+  fallback: {{provider: healthy, model: gpt-4o-mini}}
+routes:
+  chat: {{chain: [primary, fallback], buffer_stream: true}}
+defaults:
+  retries: 0                                           # fail over at once: faults become fallbacks
+  breaker: {{failures: 100000, window: 30s, cooldown: 1s}}  # keep the primary in play throughout
+"""
+
+
+def test_no_request_fails_that_the_healthy_fallback_could_serve(
+    tmp_path: Path, services: list[Service]
+) -> None:
+    mock = start_mock(tmp_path, "{}\n")
+    services.append(mock)
+
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    proxy_url = f"http://127.0.0.1:{free_port()}"
+    upstream = mock.url.rsplit("/openai/v1", 1)[0]
+    services.append(
+        start_service(
+            "proxy",
+            [
+                "proxy",
+                "--upstream",
+                upstream,
+                "--port",
+                proxy_url.rsplit(":", 1)[1],
+                "--scenario",
+                str(scenario),
+            ],
+            tmp_path,
+            url=proxy_url,
+            health=lambda url: url + "/_chaos/",
+        )
+    )
+
+    config = tmp_path / "router.yaml"
+    config.write_text(SIDECAR.format(proxy=proxy_url, mock=mock.url), encoding="utf-8")
+    sidecar = start_service(
+        "sidecar",
+        ["serve", "--config", str(config), "--port", "0"],
+        tmp_path,
+        url_pattern=r"listening on (http://\S+/v1)",
+        health=lambda url: url.rsplit("/v1", 1)[0] + "/readyz",
+    )
+    services.append(sidecar)
+
+    prefix = tmp_path / "fallback"
+    result = run_locust(
+        "--headless", "-u", "4", "-r", "4", "-t", "8s", "--stop-timeout", "15",  # in-flight requests finish
+        "--host", sidecar.url, "--model", "chat", "--primary-model", "primary", "--max-tokens", "16",
+        "--stream-share", "0.5", "--request-timeout", "20", "--csv", str(prefix),
+        cwd=tmp_path, timeout=90,
+    )  # fmt: skip
+    with urllib.request.urlopen(proxy_url + "/_chaos/counters", timeout=5) as response:
+        counters = json.load(response)
+    failures = (tmp_path / "fallback_failures.csv").read_text(encoding="utf-8")
+    context = f"chaos counters: {counters}\nfailures:\n{failures}\nlocust stderr:\n{result.stderr[-4000:]}"
+
+    rows = {(row.type, row.name): row for row in read_stats_csv(prefix)}
+    requests = [row for (kind, _), row in rows.items() if kind == "POST"]
+    assert sum(row.requests for row in requests) > 0, context
+    assert sum(row.failures for row in rows.values()) == 0, context
+    assert result.returncode == 0, context
+
+    injected = sum(rule["injected"] for name, rule in counters.items() if name != "slow")
+    assert injected > 0, context  # the primary really did meet faults
+    fallbacks = rows.get(("FALLBACK", "chat -> fallback"))
+    assert fallbacks is not None and fallbacks.requests > 0, context
+    assert not [key for key in rows if key[0] == "FALLBACK" and key != ("FALLBACK", "chat -> fallback")], rows
