@@ -117,7 +117,7 @@ class FakeRouter:
             attempts=len(models),
         )
 
-    async def _fail(self, req: ChatRequest, rid: str) -> None:
+    async def _fail(self, req: ChatRequest, rid: str, *, stream: bool = False) -> None:
         if req.model not in ROUTES:
             raise UnknownRoute(f"The model '{req.model}' does not exist: no route or model of that name.")
         if req.model == "limited":
@@ -129,7 +129,7 @@ class FakeRouter:
         if req.model == "leak":
             self._record(req.model, rid, False, ["model-a"])
             raise ServerError(f"upstream said: bad key {PROVIDER_KEY}", provider="openai", model="model-a")
-        if req.model == "gate":
+        if req.model == "gate" and not stream:
             self.entered.set()
             await self.gate.wait()
 
@@ -145,7 +145,7 @@ class FakeRouter:
         self.requests.append(request)
         rid = self._rid()
         try:
-            await self._fail(request, rid)
+            await self._fail(request, rid, stream=True)
             models = self._models(request.model)
             yield StreamStart(models[-1], "openai", models[-1] + "-2024", rid, request.model, len(models))
             if request.model == "tools":
