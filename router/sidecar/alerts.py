@@ -287,6 +287,8 @@ class AlertWatcher:
         pass
 
     def on_request(self, record: AuditRecord) -> None:
+        if not record.candidates:  # an unknown route: not a route to watch
+            return
         now = self._clock()
         ring = self._buckets.get(record.route)
         if ring is None:

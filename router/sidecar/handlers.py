@@ -195,12 +195,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def serviceable_routes(router: Any) -> list[str]:
-    """Routes with at least one deployment whose breaker is not open."""
-    names = list(router.route_names())
+    """Routes (and single deployments) with at least one deployment whose breaker is not open."""
     fn = getattr(router, "serviceable_routes", None)
     if callable(fn):
         return list(fn())
-    return names
+    snap = router.snapshot()
+    deployments = snap.get("deployments", {})
+
+    def usable(name: str) -> bool:
+        breaker = deployments.get(name, {}).get("breaker", {})
+        return breaker.get("state") != "open" or (breaker.get("retry_in_s") or 0) <= 0
+
+    chains = {name: route.get("chain", []) for name, route in snap.get("routes", {}).items()}
+    return [name for name in router.route_names() if any(usable(m) for m in chains.get(name, [name]))]
 
 
 async def readyz(request: web.Request) -> web.Response:

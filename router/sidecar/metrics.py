@@ -18,6 +18,7 @@ retries_total                               route, model              another tr
 tokens_total                                route, model, direction   input / output tokens
 cost_usd_total                              route, model              dollars, per try that had a price
 breaker_state                               model                     0 closed, 1 half-open, 2 open
+breaker_transitions_total                   model, state              breaker moves
 ratelimit_headroom_ratio                    model, limit              remaining / capacity of a limiter
 sidecar_inflight_requests                   -                         requests being served
 sidecar_rejections_total                    reason                    4xx the sidecar answered itself
@@ -43,39 +44,59 @@ TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
 
 
-class _Headroom(Collector):
-    """Reads limiter levels from the current router's snapshot at scrape time."""
+class _FromSnapshot(Collector):
+    """Breaker states and limiter headroom, read from the current router's snapshot at scrape time."""
 
     def __init__(self, snapshot: Callable[[], Mapping[str, Any] | None]) -> None:
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        fam = GaugeMetricFamily(
+        breaker = GaugeMetricFamily(
+            "turnout_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=["model"]
+        )
+        room = GaugeMetricFamily(
             "turnout_ratelimit_headroom_ratio",
             "Remaining capacity of each rate limiter, from 0 (exhausted) to 1 (idle)",
             labels=["model", "limit"],
         )
         snap = self._snapshot() or {}
+        for model, state in breaker_states(snap):
+            breaker.add_metric([model], state)
         for model, limit, ratio in headroom(snap):
-            fam.add_metric([model, limit], ratio)
-        yield fam
+            room.add_metric([model, limit], ratio)
+        yield breaker
+        yield room
+
+
+def _deployments(snapshot: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    deployments = snapshot.get("deployments")
+    if isinstance(deployments, Mapping):
+        for name, state in deployments.items():
+            if isinstance(state, Mapping):
+                yield str(name), state
+
+
+def breaker_states(snapshot: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
+    """(model, 0/1/2) for each deployment's breaker in a router snapshot."""
+    for name, state in _deployments(snapshot):
+        breaker = state.get("breaker")
+        if isinstance(breaker, Mapping):
+            yield name, BREAKER_VALUES.get(str(breaker.get("state")), 2.0)
 
 
 def headroom(snapshot: Mapping[str, Any]) -> Iterator[tuple[str, str, float]]:
-    """(model, limit, remaining/capacity) for each limiter in a router snapshot."""
-    models = snapshot.get("models")
-    if not isinstance(models, Mapping):
-        return
-    for model, state in models.items():
-        limiters = state.get("limits") if isinstance(state, Mapping) else None
-        if not isinstance(limiters, Mapping):
+    """(model, limit, remaining/capacity) for each configured limit in a router snapshot."""
+    for name, state in _deployments(snapshot):
+        lim = state.get("limiter")
+        if not isinstance(lim, Mapping):
             continue
-        for name, lim in limiters.items():
-            if not isinstance(lim, Mapping):
-                continue
-            cap, left = lim.get("capacity"), lim.get("available")
+        for limit, cap_key, left_key in (
+            ("requests", "rpm", "requests_available"),
+            ("tokens", "tpm", "tokens_available"),
+        ):
+            cap, left = lim.get(cap_key), lim.get(left_key)
             if isinstance(cap, int | float) and isinstance(left, int | float) and cap > 0:
-                yield str(model), str(name), max(0.0, min(1.0, left / cap))
+                yield name, limit, max(0.0, min(1.0, left / cap))
 
 
 class Metrics:
@@ -124,8 +145,11 @@ class Metrics:
         )
         self.tokens = Counter("turnout_tokens_total", "Tokens", ["route", "model", "direction"], registry=r)
         self.cost = Counter("turnout_cost_usd_total", "Cost in US dollars", ["route", "model"], registry=r)
-        self.breaker = Gauge(
-            "turnout_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["model"], registry=r
+        self.breaker_changes = Counter(
+            "turnout_breaker_transitions_total",
+            "Circuit breaker moves, by new state",
+            ["model", "state"],
+            registry=r,
         )
         self.inflight = Gauge("turnout_sidecar_inflight_requests", "Requests being served", registry=r)
         self.rejections = Counter(
@@ -140,7 +164,7 @@ class Metrics:
         self.reloads = Counter(
             "turnout_config_reloads_total", "Configuration reloads", ["outcome"], registry=r
         )
-        r.register(_Headroom(snapshot))
+        r.register(_FromSnapshot(snapshot))
 
     # RouterListener -------------------------------------------------------------------------------
     def on_attempt(self, route: str, attempt: AttemptRecord) -> None:
@@ -158,6 +182,8 @@ class Metrics:
             self.cost.labels(route, model).inc(attempt.cost_usd)
 
     def on_request(self, record: AuditRecord) -> None:
+        if not record.candidates:  # an unknown route: the client's string must not become a label
+            return
         route, model = record.route, record.winner or "none"
         self.requests.labels(route, model, record.outcome).inc()
         self.duration.labels(route, model).observe(record.latency_s)
@@ -172,4 +198,4 @@ class Metrics:
             last = attempt.model
 
     def on_breaker_change(self, model: str, old: str, new: str) -> None:
-        self.breaker.labels(model).set(BREAKER_VALUES.get(str(new).lower(), 2.0))
+        self.breaker_changes.labels(model, str(new)).inc()

@@ -1,6 +1,21 @@
 """A fake router with scripted behaviour per route, and the sidecar served on a real socket."""
 
+# ruff: noqa: E402
+
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# tests/ is on sys.path (pytest puts the rootdir conftest's folder there), where tests/chaos and
+# tests/router (no __init__.py) would shadow the real packages as namespace packages: the
+# repository root on the path lets the regular packages win (as tests/chaos/conftest.py does).
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+for _name in ("chaos", "router"):
+    if getattr(sys.modules.get(_name), "__file__", "") is None:
+        del sys.modules[_name]
 
 import asyncio
 import time
@@ -190,10 +205,10 @@ class FakeRouter:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "models": {
+            "deployments": {
                 "model-a": {
-                    "breaker": {"state": "closed"},
-                    "limits": {"requests": {"capacity": 100, "available": 25}},
+                    "breaker": {"state": "open"},
+                    "limiter": {"rpm": 100, "tpm": None, "requests_available": 25, "tokens_available": None},
                 }
             },
             "provider_key_echo": PROVIDER_KEY,  # a careless router: the sidecar must still scrub it
