@@ -22,6 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+SHAPED_LOCUSTFILE = ROOT / "loadtests" / "shaped.py"
 START_TIMEOUT = 30.0
 
 
@@ -32,7 +33,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _env() -> dict[str, str]:
+def subprocess_env() -> dict[str, str]:
+    """This environment without load-test settings, importing this checkout's packages."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("TURNOUT_LOAD_", "TURNOUT_SLO_", "LOCUST_"))
     }
@@ -90,7 +92,7 @@ def start_service(
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=workdir,
-            env=_env(),
+            env=subprocess_env(),
         )
     service = Service(name, proc, log, url or "")
     deadline = time.monotonic() + START_TIMEOUT
@@ -135,12 +137,14 @@ def locust_command(*args: str, locustfile: Path = LOCUSTFILE) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(locustfile), "--loglevel", "INFO", *args]
 
 
-def run_locust(*args: str, cwd: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_locust(
+    *args: str, cwd: Path, timeout: float = 60.0, locustfile: Path = LOCUSTFILE
+) -> subprocess.CompletedProcess[str]:
     """One headless Locust run to completion (killed if it overruns ``timeout``)."""
     return subprocess.run(
-        locust_command(*args),
+        locust_command(*args, locustfile=locustfile),
         cwd=cwd,
-        env=_env(),
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -151,5 +155,5 @@ def run_locust(*args: str, cwd: Path, timeout: float = 60.0) -> subprocess.Compl
 def spawn_locust(*args: str, cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            locust_command(*args), cwd=cwd, env=_env(), stdout=out, stderr=subprocess.STDOUT
+            locust_command(*args), cwd=cwd, env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT
         )

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
-from loadtest_procs import Service, free_port, run_locust, start_mock, start_service
+from loadtest_procs import ROOT, Service, free_port, run_locust, start_mock, start_service, subprocess_env
 
 from loadtests.slo import read_stats_csv
 
@@ -99,7 +101,7 @@ def test_no_request_fails_that_the_healthy_fallback_could_serve(
 
     prefix = tmp_path / "fallback"
     result = run_locust(
-        "--headless", "-u", "4", "-r", "4", "-t", "8s", "--stop-timeout", "15",  # in-flight requests finish
+        "--headless", "-u", "4", "-r", "4", "-t", "6s", "--stop-timeout", "15",  # in-flight requests finish
         "--host", sidecar.url, "--model", "chat", "--primary-model", "primary", "--max-tokens", "16",
         "--stream-share", "0.5", "--request-timeout", "20", "--csv", str(prefix),
         cwd=tmp_path, timeout=90,
@@ -120,3 +122,13 @@ def test_no_request_fails_that_the_healthy_fallback_could_serve(
     fallbacks = rows.get(("FALLBACK", "chat -> fallback"))
     assert fallbacks is not None and fallbacks.requests > 0, context
     assert not [key for key in rows if key[0] == "FALLBACK" and key != ("FALLBACK", "chat -> fallback")], rows
+
+
+def test_the_documented_sidecar_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    example = ROOT / "loadtests" / "examples" / "sidecar.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "turnout", "serve", "--config", str(example), "--check"],
+        cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "route chat: gpt-4o-mini -> mistral-small" in result.stdout
