@@ -58,6 +58,7 @@ class FakeAdapter:
         self.calls: list[str] = []
         self.cancelled: list[str] = []
         self.closed = False
+        self.default_text = "hello world"
 
     def script(self, deployment: str, *steps: Step) -> None:
         self.scripts.setdefault(deployment, deque()).extend(steps)
@@ -65,7 +66,7 @@ class FakeAdapter:
     def _next(self, d: Deployment) -> Step:
         self.calls.append(d.name)
         q = self.scripts.get(d.name)
-        return q.popleft() if q else Step()
+        return q.popleft() if q else Step(text=self.default_text)
 
     async def _wait(
         self, seconds: float, limit: float | None, on_limit: E.RouterError, hang: bool = False
