@@ -1,4 +1,4 @@
-"""``turnout serve``: --check, start-up errors, and a real process reloading on SIGHUP and draining on SIGTERM."""
+"""`turnout serve`: --check, start-up errors, and a real process (SIGHUP reload, SIGTERM drain)."""
 
 from __future__ import annotations
 
