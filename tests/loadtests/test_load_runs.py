@@ -161,6 +161,8 @@ def test_distributed_master_and_two_workers_on_loopback(mock_openai: str, tmp_pa
             "30",
             "--csv",
             str(prefix),
+            "--slo-max-error-rate",
+            "0",  # the gate runs on the master, over the workers' merged statistics
             cwd=tmp_path,
             timeout=90,
         )
@@ -173,6 +175,7 @@ def test_distributed_master_and_two_workers_on_loopback(mock_openai: str, tmp_pa
     worker_logs = "\n".join((tmp_path / f"worker{i}.log").read_text() for i in range(2))
     assert master.returncode == 0, explain(master) + worker_logs
     assert codes == [0, 0], worker_logs
+    assert "SLO gate: PASS" in master.stderr
 
     reported = dict(re.findall(r"worker (\S+) reported (\d+) samples", master.stderr))
     assert len(reported) == 2, master.stderr  # both workers sent statistics
