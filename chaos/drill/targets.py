@@ -1,0 +1,261 @@
+"""The router under test, in one of two modes, and the listener that watches it.
+
+- :class:`LibraryTarget`: a :class:`router.Router` in this process, called directly.
+- :class:`SidecarTarget`: the sidecar's aiohttp app (``turnout serve``'s app factory) on a free
+  loopback port, driven over HTTP as an OpenAI-compatible client would.
+
+Both build the router with a :class:`DrillListener`, so the drill has every audit record,
+attempt and breaker change with its time, whichever way the traffic goes in. A target's
+``send`` fills in a :class:`~chaos.drill.record.RequestRecord`: the outcome, the text, the
+deployment that answered, the time to first token and the router's request id.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+
+from chaos.drill.record import AttemptEvent, BreakerEvent, RequestRecord
+from chaos.drill.spec import TrafficSpec
+from chaos.drill.tap import tag_prompt
+from chaos.drill.traffic import Planned
+from router.hooks import BaseListener
+from router.types import AttemptRecord, AuditRecord
+
+_SLOT: contextvars.ContextVar[list[AuditRecord | None]] = contextvars.ContextVar("turnout_drill_slot")
+
+
+class DrillListener(BaseListener):
+    """Keeps every audit record, attempt end and breaker change, with drill-relative times."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.t0 = clock()
+        self.audits: list[AuditRecord] = []
+        self.attempts: list[AttemptEvent] = []
+        self.breakers: list[BreakerEvent] = []
+
+    def start(self, t0: float) -> None:
+        self.t0 = t0
+        self.audits.clear()
+        self.attempts.clear()
+        self.breakers.clear()
+
+    def on_attempt(self, route: str, record: AttemptRecord) -> None:
+        self.attempts.append(AttemptEvent(self.clock() - self.t0, route, record.model, record.outcome))
+
+    def on_request(self, record: AuditRecord) -> None:
+        self.audits.append(record)
+        slot = _SLOT.get(None)
+        if slot is not None and slot[0] is None:
+            slot[0] = record
+
+    def on_breaker_change(self, model: str, old: str, new: str) -> None:
+        self.breakers.append(BreakerEvent(self.clock() - self.t0, model, old, new))
+
+
+class Target:
+    """Start, send, stop. ``audit_for`` finds the audit record of a sent request."""
+
+    mode = "?"
+
+    def __init__(self, config: Any, sidecar: dict[str, Any], traffic: TrafficSpec, seed: int) -> None:
+        self.config = config
+        self.sidecar = sidecar
+        self.traffic = traffic
+        self.seed = seed
+        self.listener = DrillListener()
+        self.t0 = time.monotonic()
+        self._by_request: dict[int, AuditRecord] = {}
+
+    def _prompt(self, p: Planned) -> str:
+        return tag_prompt(self.traffic.prompts[p.prompt], p.id)
+
+    def audit_for(self, rec: RequestRecord) -> AuditRecord | None:
+        found = self._by_request.get(rec.id)
+        if found is None and rec.request_id:
+            found = next((a for a in self.listener.audits if a.request_id == rec.request_id), None)
+        return found
+
+    async def start(self) -> Self:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def send(self, p: Planned, rec: RequestRecord) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def _since(self) -> float:
+        return time.monotonic() - self.t0
+
+
+class LibraryTarget(Target):
+    mode = "library"
+
+    async def start(self) -> Self:
+        from router import Router
+
+        self.router = Router(self.config, listeners=[self.listener], rng_seed=self.seed)
+        return self
+
+    async def close(self) -> None:
+        await self.router.aclose()
+
+    async def send(self, p: Planned, rec: RequestRecord) -> None:
+        from router import ChatRequest, Message, RouterError, StreamEnd, StreamStart, TextDelta
+
+        req = ChatRequest(
+            model=p.route,
+            messages=[Message("user", self._prompt(p))],
+            max_tokens=self.traffic.max_tokens,
+            stream=p.stream,
+        )
+        slot: list[AuditRecord | None] = [None]
+        token = _SLOT.set(slot)
+        try:
+            if not p.stream:
+                resp = await self.router.complete(req)
+                rec.outcome, rec.text, rec.winner, rec.request_id = (
+                    "success",
+                    resp.content,
+                    resp.model,
+                    resp.request_id,
+                )
+            else:
+                parts: list[str] = []
+                end: Any = None
+                async for ev in self.router.stream(req):
+                    if isinstance(ev, TextDelta):
+                        if rec.ttft is None:
+                            rec.ttft = self._since() - rec.start
+                        parts.append(ev.text)
+                    elif isinstance(ev, StreamStart):
+                        rec.winner, rec.request_id = ev.model, ev.request_id
+                    elif isinstance(ev, StreamEnd):
+                        end = ev.response
+                rec.text = "".join(parts)
+                # A stream that stops without StreamEnd and without an error would be reported to
+                # the caller as a normal end: that is the truncated success the drill looks for.
+                rec.outcome = "success" if end is not None else "truncated"
+                if end is not None and end.content != rec.text:
+                    rec.complete = False
+        except RouterError as exc:
+            rec.outcome = "error"
+            rec.error_kind = str(getattr(exc, "cause_kind", None) or exc.kind)
+            rec.message = str(exc)
+        except Exception as exc:
+            rec.outcome, rec.message = "crash", f"{type(exc).__name__}: {exc}"
+        finally:
+            _SLOT.reset(token)
+        if slot[0] is not None:
+            self._by_request[rec.id] = slot[0]
+
+
+class SidecarTarget(Target):
+    mode = "sidecar"
+
+    async def start(self) -> Self:
+        import aiohttp
+        from aiohttp import web
+
+        from router import Router
+        from router.sidecar import Built, create_app
+        from router.sidecar.settings import parse_settings
+
+        settings = parse_settings(self.sidecar, source="router.config")
+        listener, config, seed = self.listener, self.config, self.seed
+
+        def factory() -> Built:
+            return Built(router=Router(config, rng_seed=seed), listeners=(listener,))
+
+        app = create_app(settings, factory)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        limit = max(self.traffic.workers, 64)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=None)
+        )
+        return self
+
+    async def close(self) -> None:
+        await self._session.close()
+        await self._runner.cleanup()
+
+    async def send(self, p: Planned, rec: RequestRecord) -> None:
+        import aiohttp
+
+        body = {
+            "model": p.route,
+            "messages": [{"role": "user", "content": self._prompt(p)}],
+            "stream": p.stream,
+        }
+        if self.traffic.max_tokens is not None:
+            body["max_tokens"] = self.traffic.max_tokens
+        try:
+            async with self._session.post(self.url, json=body) as resp:
+                rec.request_id = resp.headers.get("x-request-id")
+                rec.winner = resp.headers.get("x-turnout-model")
+                if resp.status != 200:
+                    rec.outcome, rec.error_kind, rec.message = "error", *_error_of(await resp.read())
+                elif not p.stream:
+                    data = json.loads(await resp.read())
+                    rec.text = data["choices"][0]["message"]["content"] or ""
+                    rec.outcome = "success"
+                else:
+                    await self._read_stream(resp, rec)
+        except (aiohttp.ClientError, ValueError, KeyError, IndexError, TypeError) as exc:
+            rec.outcome, rec.message = "crash", f"{type(exc).__name__}: {exc}"
+        audit = self.audit_for(rec)
+        if audit is not None:
+            self._by_request[rec.id] = audit
+
+    async def _read_stream(self, resp: Any, rec: RequestRecord) -> None:
+        parts: list[str] = []
+        done = False
+        async for raw in resp.content:
+            line = raw.decode().strip()
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                done = True
+                break
+            chunk = json.loads(data)
+            if "error" in chunk:
+                rec.text = "".join(parts)
+                rec.outcome, rec.error_kind, rec.message = "error", *_error_of(data.encode())
+                return
+            for choice in chunk.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    if rec.ttft is None:
+                        rec.ttft = self._since() - rec.start
+                    parts.append(text)
+        rec.text = "".join(parts)
+        rec.outcome = "success" if done else "truncated"
+
+
+def _error_of(body: bytes) -> tuple[str | None, str]:
+    """(error kind, message) from an OpenAI-shaped error body."""
+    try:
+        err = json.loads(body)["error"]
+        return (err.get("code") or err.get("type")), str(err.get("message"))
+    except (ValueError, KeyError, TypeError):
+        return None, body[:200].decode(errors="replace")
