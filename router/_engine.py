@@ -385,7 +385,7 @@ class RequestRun:
             )
         last = next((e for e in reversed(errors) if not isinstance(e, E.Unavailable)), errors[-1])
         exc = E.AllAttemptsFailed(
-            f"all {self.attempts} attempts on {self.plan.name!r} failed; last: {last}",
+            f"all {self.attempts} attempts on {self.plan.name!r} failed; last: {last.model}: {last.message}",
             errors=list(errors),
             provider=last.provider,
             model=last.model,
