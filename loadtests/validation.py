@@ -34,12 +34,15 @@ _USAGE_FIELDS = ("prompt_tokens", "completion_tokens")
 
 
 def error_summary(body: Any) -> str:
-    """A short label for an OpenAI-style error body: ``type/code: message`` (message cut short)."""
+    """A short, stable label for an OpenAI-style error body: ``type/code``, else the message.
+
+    Messages often carry per-request details (ids, "retry in 0.74s"); Locust groups failures by
+    their text, so the type and code are preferred to keep one row per cause.
+    """
     err = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(err, Mapping):
         kind = "/".join(str(err[k]) for k in ("type", "code") if err.get(k))
-        message = str(err.get("message") or "")[:80]
-        return f"{kind}: {message}" if kind else message or "error"
+        return kind or str(err.get("message") or "")[:80] or "error"
     if isinstance(err, str):
         return err[:80]
     return "error"

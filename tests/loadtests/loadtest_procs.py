@@ -113,12 +113,16 @@ def start_service(
         raise
 
 
-def start_mock(workdir: Path, config_yaml: str) -> Service:
-    config = workdir / "mock.yaml"
-    config.write_text(config_yaml, encoding="utf-8")
+def start_mock(workdir: Path, config_yaml: str | None, *extra: str) -> Service:
+    """``turnout mock`` on a free port (with ``config_yaml`` as its --config, if given)."""
+    argv = ["mock", "--port", "0", *extra]
+    if config_yaml is not None:
+        config = workdir / "mock.yaml"
+        config.write_text(config_yaml, encoding="utf-8")
+        argv += ["--config", str(config)]
     return start_service(
         "mock",
-        ["mock", "--port", "0", "--config", str(config)],
+        argv,
         workdir,
         url_pattern=r"openai\s+(http://\S+/openai/v1)",
         health=lambda url: url.rsplit("/openai/v1", 1)[0] + "/_mock/health",

@@ -14,6 +14,7 @@ from loadtests.validation import (
     StreamCheck,
     check_completion,
     check_completion_bytes,
+    error_summary,
     routing_from_headers,
 )
 
@@ -224,3 +225,12 @@ def test_fallbacks_and_retries_are_told_apart(
 ) -> None:
     assert routing.fell_back(primary) is fell_back
     assert routing.retried(primary) is retried
+
+
+def test_error_labels_prefer_the_stable_type_and_code() -> None:
+    assert error_summary(
+        {"error": {"type": "server_error", "code": "unavailable", "message": "retry in 0.7s"}}
+    ) == ("server_error/unavailable")
+    assert error_summary({"error": {"message": "x" * 100}}) == "x" * 80
+    assert error_summary({"error": "plain"}) == "plain"
+    assert error_summary({"detail": []}) == "error"
