@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from chaos.control import add_control_routes
 from chaos.engine import FAULT_HEADER, FAULT_PARAMS_HEADER, ChaosEngine
@@ -147,7 +148,8 @@ class ChaosProxy:
         if r.stream:
             also.add("accept-encoding")
         headers = _strip(request.headers, frozenset(also))
-        url = self.upstream + request.raw_path
+        # encoded=True: forward the path and query exactly as received (no re-quoting by yarl).
+        url = URL(self.upstream + request.raw_path, encoded=True)
         try:
             upstream = await session.request(
                 request.method, url, headers=headers, data=r.body or None, allow_redirects=False

@@ -28,12 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
     import sys
 
-    from aiohttp import web
-
     from chaos.engine import ChaosEngine
-    from chaos.proxy import create_proxy_app
     from chaos.scenario import ScenarioError, load_scenario
 
     engine = ChaosEngine(header_faults=args.chaos_headers)
@@ -45,9 +43,38 @@ def run(args: argparse.Namespace) -> int:
             return 2
     if args.seed is not None:
         engine.seed = args.seed
-    app = create_proxy_app(args.upstream, engine, provider=args.provider)
-    print(
-        f"turnout proxy: {args.host}:{args.port} -> {args.upstream} ({len(engine.rules)} rules)", flush=True
-    )
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    try:
+        asyncio.run(_serve(args, engine))
+    except OSError as exc:
+        print(
+            f"turnout proxy: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
+        )
+        return 1
     return 0
+
+
+async def _serve(args: argparse.Namespace, engine: object) -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    from chaos.engine import ChaosEngine
+    from chaos.proxy import create_proxy_app
+
+    assert isinstance(engine, ChaosEngine)
+    app = create_proxy_app(args.upstream, engine, provider=args.provider)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        port = sockets[0].getsockname()[1] if sockets else args.port
+        url = f"http://{args.host}:{port}"
+        print(f"proxy     {url} -> {args.upstream}", flush=True)
+        rules = len(engine.rules)
+        print(f"chaos     {url}/_chaos/   ({rules} rules, seed {engine.seed}; Ctrl-C to stop)", flush=True)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

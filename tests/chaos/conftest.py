@@ -28,14 +28,23 @@ from chaos import ChaosEngine, Rule, create_mock_app
 from mockproviders.clock import FakeClock
 from mockproviders.server import MockServer
 
-CHAT = [{"role": "user", "content": "Say something about trains."}]
+CHAT: Any = [{"role": "user", "content": "Say something about trains."}]
 
 
 def rule(name: str, fault: str, **kw: Any) -> Rule:
     return Rule.model_validate({"name": name, "fault": fault, **kw})
 
 
-MockFactory = Callable[..., AbstractAsyncContextManager[MockServer]]
+class ChaosMockServer(MockServer):
+    """A mock server on port 0 with a chaos engine, and the SDK clients to close at the end."""
+
+    def __init__(self, engine: ChaosEngine) -> None:
+        super().__init__(app=create_mock_app(engine=engine))
+        self.engine = engine
+        self.clients: list[Any] = []
+
+
+MockFactory = Callable[..., AbstractAsyncContextManager[ChaosMockServer]]
 
 
 @pytest.fixture
@@ -44,15 +53,13 @@ def chaos_mock() -> MockFactory:
     ``server.engine`` is the engine. A FakeClock by default, so faults never sleep for real."""
 
     @asynccontextmanager
-    async def factory(*rules: Rule, clock: Any = None, **engine_kw: Any) -> AsyncIterator[MockServer]:
+    async def factory(*rules: Rule, clock: Any = None, **engine_kw: Any) -> AsyncIterator[ChaosMockServer]:
         engine = ChaosEngine(rules, clock=clock if clock is not None else FakeClock(), **engine_kw)
-        async with MockServer(app=create_mock_app(engine=engine)) as server:
-            server.engine = engine  # type: ignore[attr-defined]
-            server.clients = []  # type: ignore[attr-defined]
+        async with ChaosMockServer(engine) as server:
             try:
                 yield server
             finally:
-                for client in server.clients:  # type: ignore[attr-defined]
+                for client in server.clients:
                     await client.close()
 
     return factory
@@ -72,8 +79,8 @@ def anthropic_client(server: MockServer, **kw: Any) -> anthropic.AsyncAnthropic:
 C = TypeVar("C")
 
 
-def _track(server: Any, client: C) -> C:
+def _track(server: MockServer, client: C) -> C:
     """Clients are closed when the server fixture ends (an open pool would warn)."""
-    if hasattr(server, "clients"):
+    if isinstance(server, ChaosMockServer):
         server.clients.append(client)
     return client

@@ -129,7 +129,7 @@ async def test_mistral_sdk_sees_its_own_error_shape(chaos_mock: MockFactory) -> 
     async with chaos_mock(rule("f", "server_error", params={"status": 503})) as server:
         async with mistral_client.Mistral(api_key="m-test", server_url=server.base_urls["mistral"]) as client:
             with pytest.raises(mistral_client.errors.SDKError) as info:
-                await client.chat.complete_async(model="mistral-small-latest", messages=CHAT)  # type: ignore[arg-type]
+                await client.chat.complete_async(model="mistral-small-latest", messages=CHAT)
         assert info.value.status_code == 503
         assert '"object":"error"' in info.value.body
 

@@ -15,6 +15,7 @@ from chaos.triggers import (
     FirstN,
     Probability,
     Sequence,
+    Trigger,
     TriggerState,
     When,
     Window,
@@ -28,8 +29,8 @@ def state(
     return TriggerState(seed=seed, rule=rule, index=nth if index is None else index, nth=nth, elapsed=elapsed)
 
 
-def fired(trigger: object, n: int, **kw: float) -> list[int]:
-    return [i for i in range(n) if trigger.fires(state(i, **kw))]  # type: ignore[attr-defined]
+def fired(trigger: Trigger, n: int, elapsed: float = 0.0) -> list[int]:
+    return [i for i in range(n) if trigger.fires(state(i, elapsed=elapsed))]
 
 
 def test_first_n_fires_on_the_first_n_matching_requests() -> None:
