@@ -26,7 +26,7 @@ class Subcommand(NamedTuple):
 
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
-    Subcommand("mock", "mockproviders.cli", "serve the mock OpenAI, Anthropic and Mistral APIs on one port"),
+    Subcommand("mock", "chaos.mock_cli", "serve the mock OpenAI, Anthropic and Mistral APIs on one port"),
     Subcommand("serve", "router.sidecar.cli", "run the router as an OpenAI-compatible sidecar"),
     Subcommand("proxy", "chaos.proxy_cli", "a fault-injecting reverse proxy in front of any HTTP upstream"),
     Subcommand("drill", "chaos.drill.cli", "run chaos drills: mocks + router + faults + traffic + verdict"),
