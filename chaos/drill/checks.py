@@ -61,21 +61,28 @@ def _secs(x: float) -> str:
 
 class Check(BaseModel):
     """Common fields: an optional display ``name``, the ``phases`` it applies to (``all`` is the
-    whole drill) and the fewest requests a phase must hold for the check to mean anything."""
+    whole drill), the ``routes`` whose requests it reads (default: all) and the fewest requests
+    a phase must hold for the check to mean anything."""
 
     model_config = ConfigDict(extra="forbid")
     check: str
     name: str | None = None
     phases: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
+    routes: list[str] | None = Field(default=None, min_length=1)
     min_requests: int = Field(default=1, ge=0)
 
     def label(self) -> str:
         return self.name or self.check
 
+    def select(self, obs: Observations, phase: str) -> list[RequestRecord]:
+        """The requests this check reads in ``phase``."""
+        reqs = obs.in_phase(phase)
+        return reqs if self.routes is None else [r for r in reqs if r.route in self.routes]
+
     def evaluate(self, obs: Observations) -> list[CheckResult]:
         out = []
         for phase in self.phases:
-            reqs = obs.in_phase(phase)
+            reqs = self.select(obs, phase)
             if len(reqs) < self.min_requests:
                 out.append(
                     self.result(
@@ -98,7 +105,8 @@ class Check(BaseModel):
     def result(
         self, phase: str, passed: bool, observed: str, expected: str, message: str = "", n: int = 0
     ) -> CheckResult:
-        return CheckResult(self.label(), self.check, phase, passed, observed, expected, message, n)
+        name = self.label() + (f" ({', '.join(self.routes)})" if self.routes and not self.name else "")
+        return CheckResult(name, self.check, phase, passed, observed, expected, message, n)
 
 
 class SuccessRate(Check):
@@ -310,10 +318,14 @@ class NothingLost(Check):
             )
         if obs.untagged:
             problems.append(f"{len(obs.untagged)} mock request(s) belong to no drill request")
-        totals = {k: v for k, v in obs.totals.items() if k != "requests"}
+        totals = {k: v for k, v in obs.totals.items() if k not in ("requests", "abandoned")}
+        abandoned = obs.totals.get("abandoned", 0)
+        if "mock journal" in totals:
+            totals["mock journal"] += abandoned
         if len(set(totals.values())) > 1:
             problems.append("totals disagree: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
-        observed = f"{len(obs.requests)} requests, " + ", ".join(f"{k} {v}" for k, v in totals.items())
+        counts = ", ".join(f"{k} {v}" for k, v in obs.totals.items() if k != "requests")
+        observed = f"{len(obs.requests)} requests; upstream: {counts}"
         return [
             self.result(
                 "all", not problems, observed, "all accounted for", "; ".join(problems), len(obs.requests)

@@ -28,7 +28,7 @@ class Upstream:
     status: int | None = None  # None when the connection was dropped instead of answered
     fault: str | None = None  # the chaos rule that fired (or a real rate limit's label)
     fault_kind: str | None = None  # the fault's name
-    aborted: str | None = None  # "reset" or "close"
+    aborted: str | None = None  # "reset" or "close"; "abandoned": the client left before the answer
     retry_after: float | None = None  # seconds, from a 429's headers
     terminated: bool | None = None  # a stream: its terminator was sent
     delivered: str | None = None  # answer text the mock sent (after any stream fault); None: no answer

@@ -132,6 +132,34 @@ def join(
     return untagged
 
 
+class _Mock:
+    """The mock app on a free loopback port. Unlike ``MockServer``, a handler is cancelled when its
+    client goes away (a stalled stream the router gave up on stops at once) and shutdown does not
+    wait for handlers still sleeping in a fault, so a drill ends when its traffic does."""
+
+    def __init__(self, app: Any) -> None:
+        from mockproviders.server import CORE_KEY
+
+        self.app = app
+        self.core = app[CORE_KEY]
+        self.url = ""
+
+    async def __aenter__(self) -> _Mock:
+        from aiohttp import web
+
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=0.5
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+
 class _Tqdm(Progress):
     def __init__(self, drill: LoadedDrill) -> None:
         from tqdm import tqdm
@@ -160,7 +188,6 @@ async def run_drill(
 ) -> DrillResult:
     """Run ``drill`` once and judge it. ``seed`` and ``mode`` override the file's."""
     from chaos import ChaosEngine, create_mock_app
-    from mockproviders.server import MockServer
     from router.config import parse_config
     from router.sidecar.settings import split_sections
 
@@ -172,7 +199,7 @@ async def run_drill(
     tap = Tap()
     started_at = time.time()
     bar = _Tqdm(drill) if progress else None
-    async with MockServer(app=app) as mock:
+    async with _Mock(app) as mock:
         core = mock.core
         core.interceptors = (tap.outer, *core.interceptors)
         data = drill.router_config_data(mock.url)
@@ -212,6 +239,7 @@ async def run_drill(
             ),
             "drill tap": len(tap.records),
             "mock journal": mock_count,
+            "abandoned": sum(u.aborted == "abandoned" for u in tap.records),
             "chaos journal": engine_count,
         },
         windows=dict(windows.rules),

@@ -289,6 +289,9 @@ def _cross_check(drill: LoadedDrill) -> list[str]:
             problems.append(f"traffic.routes.{route}: not a route or model of the router configuration")
     windows = drill.windows()
     for i, check in enumerate(drill.spec.hypothesis.checks):
+        for route in check.routes or []:
+            if route not in drill.spec.traffic.routes:
+                problems.append(f"hypothesis.checks.{i}.routes: {route!r} is not one of traffic.routes")
         model = getattr(check, "model", None)
         if model is not None and model not in cfg.models:
             problems.append(

@@ -12,6 +12,7 @@ terminator was sent. A success the router reports must carry exactly that text, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -116,6 +117,9 @@ class Tap:
             response = await call_next(request)
         except AbortConnection as exc:
             up.aborted, up.t_end = exc.mode, self._now()
+            raise
+        except asyncio.CancelledError:  # the client went away while a fault held the answer back
+            up.aborted, up.t_end = "abandoned", self._now()
             raise
         finally:
             up.fault = request.annotations.get("fault")

@@ -36,7 +36,7 @@ def _colors(obs: Observations) -> dict[str, str]:
 
 def _svg(fig: Any) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
@@ -44,7 +44,8 @@ def _svg(fig: Any) -> str:
 def _figure(height: float, rows: int, **kw: Any) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, height), layout="constrained")
+    fig = Figure(figsize=(10, height))
+    fig.subplots_adjust(left=0.16, right=0.98, top=0.95, bottom=0.08, hspace=0.35)
     axes = fig.subplots(rows, 1, squeeze=False, **kw)[:, 0]
     return fig, axes
 
@@ -136,6 +137,7 @@ def _latency_panel(ax: Any, obs: Observations) -> None:
         )
     if any(r.latency > 0 for r in obs.requests):
         ax.set_yscale("log")
+        _plain_log_labels(ax.yaxis)
     ax.set_ylabel("latency (s)")
     ax.set_title("latency of every request", loc="left")
     if colors or bad:
@@ -162,11 +164,20 @@ def latency_distribution(obs: Observations) -> str:
             ax.grid(alpha=0.3)
             if ax.get_lines():
                 ax.set_xscale("log")
+                _plain_log_labels(ax.xaxis)
                 ax.legend(loc="lower right", fontsize=8, frameon=False)
             else:
                 ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", color="#7f7f7f")
         ax_t.set_xlabel("seconds (log scale)")
         return _svg(fig)
+
+
+def _plain_log_labels(axis: Any) -> None:
+    """Tick labels as plain numbers (0.01, 0.1, 1): no mathtext, which is slow to lay out."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _ecdf(ax: Any, values: list[float], color: str, label: str) -> None:
