@@ -73,6 +73,10 @@ class ChaosEngine:
         self.seed = seed
         self.clock: Clock = clock or SystemClock()
         self.header_faults = header_faults
+        # Whether the host can apply ``request.patch`` (the mock can; the proxy cannot rewrite an
+        # upstream's answer). Where it cannot, completion faults are not applicable at all, so the
+        # journal never claims a fault that did not happen.
+        self.can_patch = True
         self.limits = RateLimits(limits, self.clock)
         self._rules: list[_Compiled] = []
         self._journal: deque[dict[str, Any]] = deque(maxlen=journal_size)
@@ -165,7 +169,7 @@ class ChaosEngine:
     def _decide(self, request: MockRequest, index: int, elapsed: float) -> _Decision | None:
         chosen: _Compiled | None = None
         for c in self._rules:
-            if not c.rule.match.matches(request) or not c.fault.applies_to(request):
+            if not c.rule.match.matches(request) or not self._applicable(c.fault, request):
                 continue
             state = TriggerState(self.seed, c.rule.name, index, c.matched, elapsed)
             c.matched += 1
@@ -175,6 +179,9 @@ class ChaosEngine:
             return None
         chosen.injected += 1
         return _Decision(chosen.rule.name, chosen.fault)
+
+    def _applicable(self, fault: Fault[Any], request: MockRequest) -> bool:
+        return fault.applies_to(request) and (self.can_patch or fault.family != "completion")
 
     def _header_decision(self, request: MockRequest) -> _Decision | MockResponse | None:
         fault_name = request.headers.get(FAULT_HEADER)
@@ -191,7 +198,11 @@ class ChaosEngine:
             )
             message = f"{FAULT_HEADER}: {detail}"
             return error_response(request.provider, 400, "invalid_request_error", message)
-        return _Decision(f"header:{rule.fault}", rule.build_fault())
+        fault = rule.build_fault()
+        if not self._applicable(fault, request):
+            message = f"{FAULT_HEADER}: {rule.fault} cannot happen to this request"
+            return error_response(request.provider, 400, "invalid_request_error", message)
+        return _Decision(f"header:{rule.fault}", fault)
 
     async def __call__(self, request: MockRequest, call_next: Handler) -> MockResponse:
         index = self._index

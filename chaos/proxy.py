@@ -9,9 +9,9 @@ touches is forwarded byte for byte.
 The provider of a request (for error shapes and targeting) comes from ``--provider``, else from
 a path prefix (``/openai/…``, ``/anthropic/…``, ``/mistral/…``, the mock's layout), else from the
 path (``/v1/messages`` is Anthropic; anything else OpenAI-style). Two honest limits: answers
-cannot be patched here, so ``completion`` faults are ignored through the proxy (journaled with
-``status`` but no change); and a streamed request is forwarded without ``accept-encoding`` so
-the proxy can read the frames it must be able to cut.
+cannot be patched here, so ``completion`` faults never apply through the proxy (the engine
+treats them as not applicable: not counted, not journaled as applied); and a streamed request
+is forwarded without ``accept-encoding``, so the proxy can read the frames it may have to cut.
 """
 
 from __future__ import annotations
@@ -244,6 +244,7 @@ def create_proxy_app(
     """An aiohttp app proxying to ``upstream`` through ``engine`` (a fresh one if None), with
     the ``/_chaos/`` control API. One upstream session lives as long as the app."""
     engine = engine if engine is not None else ChaosEngine()
+    engine.can_patch = False  # an upstream's answer is passed on, never rewritten
     proxy = ChaosProxy(engine, upstream, provider)
     app = web.Application(client_max_size=client_max_size)
     app[ENGINE_KEY] = engine

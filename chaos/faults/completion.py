@@ -2,7 +2,7 @@
 
 They set ``request.patch`` (an :class:`~mockproviders._types.AnswerPatch`) and the mock's core
 renders the patched answer, streamed or not, in the provider's own format. Through the proxy the
-upstream's answer cannot be patched, so these faults apply only in the mock.
+upstream's answer cannot be patched, so there these faults never apply (``ChaosEngine.can_patch``).
 """
 
 from __future__ import annotations

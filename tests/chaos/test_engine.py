@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -219,3 +220,55 @@ def test_concurrency_does_not_change_which_request_gets_which_fault(
         return list(await asyncio.gather(*(drain(r) for r in responses)))
 
     assert asyncio.run(sequential()) == asyncio.run(concurrent())
+
+
+RULE_SPECS = st.lists(
+    st.tuples(
+        st.sampled_from([None, "openai", "anthropic"]),
+        st.sampled_from([None, "gpt-4o*", "claude"]),
+        st.sampled_from(["first", "every", "sequence"]),
+        st.integers(1, 4),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(specs=RULE_SPECS, requests=REQUESTS)
+def test_targeting_and_schedules_compose_as_documented(
+    specs: list[tuple[str | None, str | None, str, int]], requests: list[tuple[str, str, bool]]
+) -> None:
+    """Documented: a rule's counters advance on every request its target matches; the first
+    rule in order that fires is applied; a schedule is an AND of its parts."""
+    rules = []
+    for i, (provider, model, kind, n) in enumerate(specs):
+        match = {k: v for k, v in (("provider", provider), ("model", model)) if v is not None}
+        when = {"sequence": f"pass {n}, fail 1"} if kind == "sequence" else {kind: n}
+        rules.append(rule(f"r{i}", "server_error", match=match, when=when))
+
+    def fires(kind: str, n: int, nth: int) -> bool:
+        if kind == "first":
+            return nth < n
+        if kind == "every":
+            return nth % n == n - 1
+        return nth % (n + 1) == n  # pass n, fail 1
+
+    counts = [0] * len(specs)
+    expected = []
+    for provider, model, _ in requests:
+        chosen = None
+        for i, (p, m, kind, n) in enumerate(specs):
+            if (p is None or p == provider) and (m is None or fnmatchcase(model, m)):
+                if chosen is None and fires(kind, n, counts[i]):
+                    chosen = f"r{i}"
+                counts[i] += 1
+        expected.append(chosen)
+
+    async def run() -> list[Any]:
+        engine = ChaosEngine(rules, clock=FakeClock())
+        for p, m, s in requests:
+            await send(engine, request(p, m, s))
+        return [e["rule"] for e in engine.journal]
+
+    assert asyncio.run(run()) == expected

@@ -173,3 +173,18 @@ def test_provider_inference() -> None:
     assert infer_provider("/v1/messages", None) == ("anthropic", "/v1/messages")
     assert infer_provider("/v1/chat/completions", None) == ("openai", "/v1/chat/completions")
     assert infer_provider("/v1/chat/completions", "mistral") == ("mistral", "/v1/chat/completions")
+
+
+async def test_completion_faults_never_apply_through_the_proxy() -> None:
+    async with proxied(rule("empty", "empty_content"), header_faults=True) as (url, _, engine):
+        async with openai.AsyncOpenAI(
+            base_url=url + "/openai/v1", api_key="sk-test", max_retries=0
+        ) as client:
+            answer = await client.chat.completions.create(model="gpt-4o-mini", messages=CHAT)
+            assert answer.choices[0].message.content  # untouched
+            with pytest.raises(openai.BadRequestError, match="cannot happen to this request"):
+                await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=CHAT, extra_headers={"x-turnout-fault": "empty_content"}
+                )
+        assert engine.counters() == {"empty": {"matched": 0, "injected": 0}}
+        assert engine.journal[0]["fault"] is None
