@@ -1,4 +1,4 @@
-"""Shared helpers for the chaos tests: a mock server with an engine, and SDK clients for it."""
+"""Fixtures for the chaos tests; the helpers they share live in ``chaos_helpers``."""
 
 # ruff: noqa: E402 - the sys.path repair below must run before the imports it repairs
 
@@ -16,35 +16,15 @@ if _ROOT not in sys.path:
 if getattr(sys.modules.get("chaos"), "__file__", "") is None:
     del sys.modules["chaos"]
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
-import anthropic
-import openai
 import pytest
+from chaos_helpers import ChaosMockServer, MockFactory
 
-from chaos import ChaosEngine, Rule, create_mock_app
+from chaos import ChaosEngine, Rule
 from mockproviders.clock import FakeClock
-from mockproviders.server import MockServer
-
-CHAT: Any = [{"role": "user", "content": "Say something about trains."}]
-
-
-def rule(name: str, fault: str, **kw: Any) -> Rule:
-    return Rule.model_validate({"name": name, "fault": fault, **kw})
-
-
-class ChaosMockServer(MockServer):
-    """A mock server on port 0 with a chaos engine, and the SDK clients to close at the end."""
-
-    def __init__(self, engine: ChaosEngine) -> None:
-        super().__init__(app=create_mock_app(engine=engine))
-        self.engine = engine
-        self.clients: list[Any] = []
-
-
-MockFactory = Callable[..., AbstractAsyncContextManager[ChaosMockServer]]
 
 
 @pytest.fixture
@@ -63,24 +43,3 @@ def chaos_mock() -> MockFactory:
                     await client.close()
 
     return factory
-
-
-def openai_client(server: MockServer, **kw: Any) -> openai.AsyncOpenAI:
-    kw.setdefault("max_retries", 0)
-    return _track(server, openai.AsyncOpenAI(base_url=server.base_urls["openai"], api_key="sk-test", **kw))
-
-
-def anthropic_client(server: MockServer, **kw: Any) -> anthropic.AsyncAnthropic:
-    kw.setdefault("max_retries", 0)
-    client = anthropic.AsyncAnthropic(base_url=server.base_urls["anthropic"], api_key="sk-ant-test", **kw)
-    return _track(server, client)
-
-
-C = TypeVar("C")
-
-
-def _track(server: MockServer, client: C) -> C:
-    """Clients are closed when the server fixture ends (an open pool would warn)."""
-    if isinstance(server, ChaosMockServer):
-        server.clients.append(client)
-    return client

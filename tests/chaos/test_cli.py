@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx2
-from conftest import CHAT
+from chaos_helpers import CHAT
 
 from chaos import library
 from turnout.cli import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
-from conftest import CHAT, MockFactory, openai_client
+from chaos_helpers import CHAT, MockFactory, openai_client
 
 
 async def test_rules_can_be_added_listed_replaced_and_removed(chaos_mock: MockFactory) -> None:

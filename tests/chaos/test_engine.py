@@ -8,59 +8,15 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
-from conftest import rule
+from chaos_helpers import ok, request, rule, send
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaos import ChaosEngine, Scenario
-from mockproviders._types import AbortConnection, MockRequest, MockResponse, StreamEvent
+from mockproviders._types import AbortConnection
 from mockproviders.clock import FakeClock
 
 PROVIDERS = ("openai", "anthropic", "mistral")
-
-
-def request(
-    provider: Any = "openai", model: str = "gpt-4o-mini", stream: bool = False, **headers: Any
-) -> MockRequest:
-    endpoint: Any = "messages" if provider == "anthropic" else "chat"
-    return MockRequest(
-        provider=provider,
-        endpoint=endpoint,
-        method="POST",
-        path="/v1/chat/completions",
-        headers={k.replace("_", "-"): v for k, v in headers.items()},
-        body=b"{}",
-        index=0,
-        received_at=0.0,
-        json={"tools": [{"type": "function"}]},
-        model=model,
-        api_key="sk-1",
-        stream=stream,
-    )
-
-
-async def ok(req: MockRequest) -> MockResponse:
-    if req.stream:
-
-        async def events() -> Any:
-            for i in range(5):
-                yield StreamEvent(kind="content", data=f'"{i}"', tokens=1)
-            yield StreamEvent(kind="done", data="[DONE]")
-
-        return MockResponse(200, stream=events())
-    return MockResponse.json_body(200, {"ok": True})
-
-
-async def send(engine: ChaosEngine, req: MockRequest) -> int | str:
-    """The status, or how the connection was dropped; streams are read to the end."""
-    try:
-        response = await engine(req, ok)
-        if response.stream is not None:
-            async for _ in response.stream:
-                pass
-    except AbortConnection as exc:
-        return exc.mode
-    return response.status
 
 
 async def test_first_firing_rule_wins_and_every_matching_rule_counts() -> None:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CHAT, MockFactory, anthropic_client, openai_client, rule
+from chaos_helpers import CHAT, MockFactory, anthropic_client, openai_client, rule
 
 TOOLS: Any = [
     {

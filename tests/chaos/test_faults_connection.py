@@ -6,7 +6,7 @@ import asyncio
 
 import openai
 import pytest
-from conftest import CHAT, MockFactory, openai_client, rule
+from chaos_helpers import CHAT, MockFactory, openai_client, rule
 
 from mockproviders.clock import FakeClock
 

@@ -9,7 +9,7 @@ import httpx2
 import mistralai.client as mistral_client
 import openai
 import pytest
-from conftest import CHAT, MockFactory, anthropic_client, openai_client, rule
+from chaos_helpers import CHAT, MockFactory, anthropic_client, openai_client, rule
 
 from mockproviders.clock import SystemClock
 

@@ -9,7 +9,7 @@ import anthropic
 import httpx2
 import openai
 import pytest
-from conftest import CHAT, MockFactory, anthropic_client, openai_client, rule
+from chaos_helpers import CHAT, MockFactory, anthropic_client, openai_client, rule
 
 from mockproviders.clock import FakeClock
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
-from conftest import CHAT, rule
+from chaos_helpers import CHAT, rule
 
 from chaos import ChaosEngine, attach_to_core
 from mockproviders.clock import FakeClock

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx2
 import openai
-from conftest import CHAT, MockFactory, openai_client
+from chaos_helpers import CHAT, MockFactory, ok, openai_client, request
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_engine import ok, request
 
 from chaos import ChaosEngine, Limit
 from chaos.limits import estimate_tokens

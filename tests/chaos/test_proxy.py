@@ -13,7 +13,7 @@ import httpx2
 import openai
 import pytest
 from aiohttp import web
-from conftest import CHAT, rule
+from chaos_helpers import CHAT, rule
 
 from chaos import ChaosEngine, Rule, create_proxy_app
 from chaos.proxy import infer_provider
