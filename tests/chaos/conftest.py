@@ -1,20 +1,6 @@
 """Fixtures for the chaos tests; the helpers they share live in ``chaos_helpers``."""
 
-# ruff: noqa: E402 - the sys.path repair below must run before the imports it repairs
-
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# tests/conftest.py puts tests/ on sys.path, where tests/chaos/ (no __init__.py) would shadow
-# the real ``chaos`` package as a namespace package; the repository root restores it (a regular
-# package anywhere on the path wins over a namespace portion).
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.append(_ROOT)
-if getattr(sys.modules.get("chaos"), "__file__", "") is None:
-    del sys.modules["chaos"]
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
