@@ -41,6 +41,9 @@ def common(host: str, users: int, seconds: int) -> list[str]:
         "16",
         "--request-timeout",
         "20",
+        # let in-flight requests finish when the time is up, so even a starved run counts some
+        "--stop-timeout",
+        "20",
     ]
 
 
