@@ -1,0 +1,133 @@
+"""The same contract over both stores: the Lua scripts must agree with the plain Python."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from router.clock import FakeClock
+from router.headers import RateLimitSnapshot
+from router.state import BreakerSpec, BucketSpec, StateStore
+from router.state.memory import MemoryStore
+from router.state.redis import RedisStore
+
+T0 = 1_700_000_000.0
+SPEC = BreakerSpec(failures=3, window=10.0, cooldown=5.0, max_cooldown=40.0, backoff=2.0)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    if request.param == "memory":
+        yield MemoryStore(FakeClock(epoch=T0))
+        return
+    url = request.getfixturevalue("redis_url")
+    s = RedisStore(url, prefix="t", timeout=1.0)
+    yield s
+    await s.aclose()
+
+
+async def test_bucket_takes_then_waits_then_refills(store: StateStore) -> None:
+    lim = BucketSpec(rpm=3)
+    for _ in range(3):
+        assert await store.acquire("d", lim, 0, T0) == 0.0
+    wait = await store.acquire("d", lim, 0, T0)
+    assert wait == pytest.approx(20.0)  # one request refills in 60/3 s
+    assert await store.acquire("d", lim, 0, T0 + 20.0) == 0.0
+    assert await store.acquire("d", lim, 0, T0 + 20.0) > 0
+
+
+async def test_token_bucket_and_refund(store: StateStore) -> None:
+    lim = BucketSpec(tpm=600)
+    assert await store.acquire("d", lim, 500, T0) == 0.0
+    assert await store.acquire("d", lim, 200, T0) == pytest.approx(10.0)  # 100 short at 10/s
+    await store.refund("d", lim, 300, 0, T0)
+    assert await store.acquire("d", lim, 200, T0) == 0.0
+
+
+async def test_unlimited_is_free_until_headers_block(store: StateStore) -> None:
+    lim = BucketSpec()
+    assert await store.acquire("d", lim, 10**6, T0) == 0.0
+    await store.observe_headroom("d", lim, RateLimitSnapshot(remaining_requests=0, reset_requests_s=2.5), T0)
+    assert await store.acquire("d", lim, 0, T0 + 1) == pytest.approx(1.5)
+    assert await store.acquire("d", lim, 0, T0 + 2.5) == 0.0
+
+
+async def test_headers_lower_the_bucket(store: StateStore) -> None:
+    lim = BucketSpec(rpm=60)
+    await store.observe_headroom("d", lim, RateLimitSnapshot(remaining_requests=1), T0)
+    assert await store.acquire("d", lim, 0, T0) == 0.0
+    assert await store.acquire("d", lim, 0, T0) == pytest.approx(1.0)
+
+
+async def test_breaker_opens_after_threshold_within_window(store: StateStore) -> None:
+    assert await store.record_failure("d", SPEC, T0) is None
+    assert await store.record_failure("d", SPEC, T0 + 20) is None  # the first fell out of the window
+    assert await store.record_failure("d", SPEC, T0 + 21) is None
+    until = await store.record_failure("d", SPEC, T0 + 22)
+    assert until == pytest.approx(T0 + 27)
+    view = await store.read_breaker("d", T0 + 23)
+    assert (view.state, view.until) == ("open", pytest.approx(T0 + 27))
+    assert await store.record_failure("d", SPEC, T0 + 23) is None  # open: adds nothing
+    assert (await store.read_breaker("d", T0 + 27)).state == "half_open"
+
+
+async def test_admit_open_probe_lease_and_recovery(store: StateStore) -> None:
+    lim = BucketSpec()
+    for t in (0, 1, 2):
+        await store.record_failure("d", SPEC, T0 + t)
+    adm = await store.admit("d", lim, SPEC, 0, T0 + 3, 1.0, "a")
+    assert (adm.verdict, adm.until) == ("open", pytest.approx(T0 + 7))
+    first = await store.admit("d", lim, SPEC, 0, T0 + 8, 30.0, "a")
+    assert (first.verdict, first.probe) == ("ok", True)
+    other = await store.admit("d", lim, SPEC, 0, T0 + 8, 30.0, "b")
+    assert other.verdict == "probing"
+    await store.release_probe("d", "b")  # not b's lease: nothing happens
+    assert (await store.admit("d", lim, SPEC, 0, T0 + 8, 30.0, "b")).verdict == "probing"
+    await store.record_success("d", T0 + 8)
+    view = await store.read_breaker("d", T0 + 8)
+    assert view.state == "closed"
+    again = await store.admit("d", lim, SPEC, 0, T0 + 8, 30.0, "b")
+    assert (again.verdict, again.probe) == ("ok", False)
+
+
+async def test_failed_probe_reopens_with_backoff(store: StateStore) -> None:
+    for t in (0, 1, 2):
+        await store.record_failure("d", SPEC, T0 + t)  # open until T0+7, cooldown 5
+    assert (await store.admit("d", BucketSpec(), SPEC, 0, T0 + 8, 30.0, "a")).probe
+    until = await store.record_failure("d", SPEC, T0 + 8)
+    assert until == pytest.approx(T0 + 18)  # cooldown doubled to 10
+    # the lease went with the verdict: after this cooldown, a new probe is possible
+    assert (await store.admit("d", BucketSpec(), SPEC, 0, T0 + 18, 30.0, "b")).probe
+
+
+async def test_trip_only_moves_later(store: StateStore) -> None:
+    assert await store.trip("d", T0 + 10, SPEC, T0) == pytest.approx(T0 + 10)
+    assert await store.trip("d", T0 + 5, SPEC, T0) == pytest.approx(T0 + 10)
+    assert await store.trip("d", T0 + 12, SPEC, T0) == pytest.approx(T0 + 12)
+    assert (await store.read_breaker("d", T0 + 11)).state == "open"
+    await store.trip("e", T0 - 1, SPEC, T0)  # a time already past changes nothing
+    assert (await store.read_breaker("e", T0)).state == "closed"
+
+
+async def test_success_does_not_close_an_open_breaker(store: StateStore) -> None:
+    await store.trip("d", T0 + 10, SPEC, T0)
+    await store.record_success("d", T0 + 1)  # a straggler from before it opened
+    assert (await store.read_breaker("d", T0 + 1)).state == "open"
+
+
+async def test_rate_limited_admission_gives_the_probe_back(store: StateStore) -> None:
+    lim = BucketSpec(rpm=1)
+    assert (await store.admit("d", lim, SPEC, 0, T0, 30.0, "a")).verdict == "ok"
+    await store.trip("d", T0 + 1, SPEC, T0)
+    adm = await store.admit("d", lim, SPEC, 0, T0 + 1, 30.0, "a")
+    assert adm.verdict == "wait" and not adm.probe
+    assert await store.try_probe("d", "b", 30.0)  # the lease is free
+
+
+async def test_spend_adds_per_period(store: StateStore) -> None:
+    assert await store.get_spend("team", 100) == 0.0
+    assert await store.add_spend("team", 1.25, 100) == pytest.approx(1.25)
+    assert await store.add_spend("team", 0.5, 100) == pytest.approx(1.75)
+    assert await store.get_spend("team", 100) == pytest.approx(1.75)
+    assert await store.get_spend("team", 200) == 0.0
