@@ -15,6 +15,7 @@
       retries: 2
       timeouts: {total: 60s, connect: 3s, read: 30s, first_token: 10s, idle: 15s}
       breaker: {failures: 5, window: 30s, cooldown: 15s}
+    state: {backend: redis, url: redis://127.0.0.1:6379/0, prefix: turnout, timeout: 50ms}
 
 Validation is strict (``extra="forbid"``), and every error names the file, the dotted path of the
 field and the reason. The models are used once, to build the engine: nothing on the request path
@@ -44,6 +45,7 @@ __all__ = [
     "ProviderConfig",
     "RouteConfig",
     "RouterConfig",
+    "StateConfig",
     "TimeoutsConfig",
     "load_config",
     "load_yaml",
@@ -154,11 +156,29 @@ class Defaults(_Model):
         return self
 
 
+class StateConfig(_Model):
+    """Where replicas share limits, breakers and budgets (router.state): in-process, or Redis."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = Field(default="turnout", min_length=1)  # every key starts with "<prefix>:"
+    timeout: Duration = Field(default=0.05, gt=0)  # per call; slower means down: local state
+
+    @model_validator(mode="after")
+    def _check(self) -> StateConfig:
+        if not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"url must start with redis://, rediss:// or unix://, not {self.url!r}")
+        if any(c in self.prefix for c in "{} \t\n"):
+            raise ValueError(f"prefix must not contain braces or spaces, not {self.prefix!r}")
+        return self
+
+
 class RouterConfig(_Model):
     providers: dict[str, ProviderConfig]
     models: dict[str, DeploymentConfig]
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     defaults: Defaults = Defaults()
+    state: StateConfig = StateConfig()
 
     def timeouts_for(self, route: RouteConfig | None) -> TimeoutsConfig:
         """The defaults' timeouts with the route's on top."""
