@@ -12,6 +12,7 @@ import functools
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from router.adapters import Adapter, CallOptions, Deployment, make_adapter, make_deployment
 from router.breaker import CircuitBreaker
@@ -23,6 +24,10 @@ from router.errors import ErrorKind
 from router.headers import parse_ratelimit_headers
 from router.ratelimit import RateLimiter
 from router.retry import AttemptState, RetryPolicy, Stop
+
+if TYPE_CHECKING:
+    from router.state.resilient import ResilientStore
+    from router.state.shared import SharedDeployment
 
 __all__ = ["BREAKER_COUNTS", "DeploymentRuntime", "RoutePlan", "build_runtime"]
 
@@ -70,6 +75,7 @@ class DeploymentRuntime:
     limiter: RateLimiter
     timeouts: TimeoutsConfig  # the defaults with the provider's on top
     on_headers: Callable[[Mapping[str, str]], None]
+    shared: SharedDeployment | None = None  # the link to the shared state store; None: local only
 
     @property
     def name(self) -> str:
@@ -126,8 +132,19 @@ def build_runtime(
     rng: random.Random,
     adapters: Mapping[str, Adapter] | None,
     on_breaker_change: Callable[[str, str, str], None],
+    state: ResilientStore | None = None,
 ) -> tuple[dict[str, Adapter], dict[str, DeploymentRuntime], dict[str, RoutePlan], PriceTable]:
-    """Adapters by provider, deployments, route plans (routes, then single deployments), prices."""
+    """Adapters by provider, deployments, route plans (routes, then single deployments), prices.
+
+    With a shared ``state`` store, breakers and limiters are the shared subclasses
+    (:mod:`router.state.shared`); without one, the plain local objects, exactly as before.
+    """
+    breaker_cls: type[CircuitBreaker] = CircuitBreaker
+    limiter_cls: type[RateLimiter] = RateLimiter
+    if state is not None:
+        from router.state.shared import SharedBreaker, SharedDeployment, SharedLimiter
+
+        breaker_cls, limiter_cls = SharedBreaker, SharedLimiter
     by_provider: dict[str, Adapter] = {}
     for pname, pcfg in cfg.providers.items():
         given = (adapters or {}).get(pname)
@@ -152,7 +169,7 @@ def build_runtime(
             context_window=dcfg.context_window,
         )
         b = d.breaker
-        breaker = CircuitBreaker(
+        breaker = breaker_cls(
             failures=b.failures,
             window=b.window,
             cooldown=b.cooldown,
@@ -160,13 +177,13 @@ def build_runtime(
             clock=clock,
             on_change=functools.partial(on_breaker_change, dname),
         )
-        limiter = RateLimiter(dcfg.rpm, dcfg.tpm, clock)
+        limiter = limiter_cls(dcfg.rpm, dcfg.tpm, clock)
         override = None
         if dcfg.prices is not None:
             p = dcfg.prices
             override = Rates.per_million(p.input, p.output, p.cached, p.cache_write)
         prices.register(dname, pcfg.kind, dcfg.model, override)
-        deployments[dname] = DeploymentRuntime(
+        rt = deployments[dname] = DeploymentRuntime(
             deployment=dep,
             adapter=by_provider[dcfg.provider],
             breaker=breaker,
@@ -174,6 +191,10 @@ def build_runtime(
             timeouts=pcfg.timeouts.over(base_timeouts),
             on_headers=_limiter_hook(pcfg.kind, limiter, clock),
         )
+        if state is not None:
+            t = rt.timeouts  # the probe lease outlives one attempt; it is released on its verdict
+            probe_ttl = (t.connect or 0.0) + max(t.read or 0.0, t.first_token or 0.0) or 30.0
+            rt.shared = SharedDeployment(dname, state, breaker, limiter, clock, probe_ttl)  # type: ignore[arg-type]
 
     def plan(name: str, route: RouteConfig | None, chain: tuple[str, ...]) -> RoutePlan:
         retries = route.retries if route is not None and route.retries is not None else d.retries

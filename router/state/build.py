@@ -1,0 +1,36 @@
+"""The store a router's ``state:`` section asks for."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from router.clock import Clock
+from router.state.base import StateStore
+from router.state.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from router.config import StateConfig
+    from router.state.resilient import ResilientStore
+
+__all__ = ["build_store", "store_snapshot"]
+
+
+def build_store(cfg: StateConfig, clock: Clock) -> tuple[StateStore, ResilientStore | None]:
+    """``(store, shared)``: memory gives ``(MemoryStore, None)`` (deployments stay local);
+    redis gives the same :class:`ResilientStore` twice (deployments share through it)."""
+    if cfg.backend == "memory":
+        return MemoryStore(clock), None
+    from router.state.redis import RedisStore
+    from router.state.resilient import ResilientStore
+
+    shared = ResilientStore(RedisStore(cfg.url, prefix=cfg.prefix, timeout=cfg.timeout), clock=clock)
+    return shared, shared
+
+
+def store_snapshot(store: StateStore) -> dict[str, Any]:
+    """JSON-able health of a store, for ``Router.snapshot()`` and the sidecar's metrics."""
+    snap = getattr(store, "snapshot", None)
+    if snap is not None:
+        result: dict[str, Any] = snap()
+        return result
+    return {"backend": store.name, "up": True, "errors": 0}

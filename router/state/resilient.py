@@ -1,0 +1,244 @@
+"""A shared store that never fails a request: timeouts, fallback, one warning per outage, reconnect.
+
+:class:`ResilientStore` wraps the primary store (Redis). While it is up, calls go to it; when a
+call fails or times out, the store is marked down at once: the ``up`` flag drops to False (the
+sidecar exports it as ``turnout_state_store_up``), ``errors`` counts the failure
+(``turnout_state_store_errors_total``), a structlog warning is logged once for the outage, and a
+background task pings with backoff until the primary answers again. While down, nothing waits on
+the primary: deployments use their local breaker and limiter (:mod:`router.state.shared`) and the
+store's own methods (budgets) use an in-memory fallback. When the primary is back, local breakers
+that are open are written to it, and shared state is authoritative again.
+
+Writes that need no answer (a failure to count, a refund, a provider's headers) go through one
+ordered queue drained by a background task, so the request path never waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import structlog
+
+from router.clock import SYSTEM_CLOCK, Clock
+from router.headers import RateLimitSnapshot
+from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec, StateStore
+from router.state.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from router.state.shared import SharedDeployment
+
+__all__ = ["ResilientStore"]
+
+log = structlog.get_logger("turnout.state")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MAX_PENDING = 10_000  # queued writes beyond this are dropped (counted): memory stays bounded
+
+
+class ResilientStore:
+    """A :class:`~router.state.base.StateStore` over ``primary`` that degrades instead of failing."""
+
+    def __init__(
+        self,
+        primary: StateStore,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        fallback: StateStore | None = None,
+        reconnect_min: float = 0.05,
+        reconnect_max: float = 1.0,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback if fallback is not None else MemoryStore(clock)
+        self.clock = clock
+        self.name = primary.name
+        self.owner = f"{os.getpid()}-{os.urandom(4).hex()}"  # this replica, for probe leases
+        self.up = True
+        self.errors = 0  # failed calls to the primary
+        self.outages = 0
+        self.dropped = 0  # queued writes lost (down, or queue full)
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.deployments: list[SharedDeployment] = []
+        self._pending: deque[tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._reconnect: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- health ----------------------------------------------------------------------------------
+
+    def failed(self, exc: BaseException) -> None:
+        """A call to the primary failed: count it; on the first failure of an outage, go local."""
+        self.errors += 1
+        if not self.up:
+            return
+        self.up = False
+        self.outages += 1
+        log.warning(
+            "state store unreachable; serving on local state until it is back",
+            store=repr(self.primary),
+            error=str(exc),
+        )
+        if not self._closed and (self._reconnect is None or self._reconnect.done()):
+            self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
+
+    async def _reconnect_loop(self) -> None:
+        # Real time, not the injectable clock: this paces network retries, it is not a policy.
+        delay = self.reconnect_min
+        while not self._closed:
+            await asyncio.sleep(delay)
+            try:
+                await self.primary.ping()
+            except Exception:
+                delay = min(delay * 2, self.reconnect_max)
+                continue
+            self.up = True
+            log.info("state store reachable again; shared state resumed", store=repr(self.primary))
+            for dep in self.deployments:
+                dep.resync()
+            return
+
+    async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """``await fn(*args)`` on the primary if it is up; None if it is down or fails now."""
+        if not self.up:
+            return None
+        try:
+            return await fn(*args, **kwargs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed(exc)
+            return None
+
+    # --- queued writes ---------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Queue ``fn(*args)`` for the primary; dropped (counted) while it is down."""
+        if not self.up or self._closed or len(self._pending) >= MAX_PENDING:
+            self.dropped += 1
+            return
+        self._pending.append((fn, args))
+        if self._writer is None:
+            self._wake, self._idle = asyncio.Event(), asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        assert self._wake is not None and self._idle is not None
+        self._idle.clear()
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        assert self._wake is not None and self._idle is not None
+        pending = self._pending
+        while True:
+            while pending:
+                fn, args = pending.popleft()
+                if not self.up:
+                    self.dropped += 1
+                    continue
+                try:
+                    await fn(*args)
+                except Exception as exc:
+                    self.failed(exc)
+            self._idle.set()
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def flush(self) -> None:
+        """Wait until every queued write was sent (or dropped)."""
+        if self._idle is not None:
+            await self._idle.wait()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "up": self.up,
+            "errors": self.errors,
+            "outages": self.outages,
+            "dropped_writes": self.dropped,
+            "pending_writes": len(self._pending),
+        }
+
+    # --- StateStore: the primary, else the in-memory fallback -----------------------------------
+
+    async def _either(self, name: str, *args: Any) -> Any:
+        if self.up:
+            try:
+                return await getattr(self.primary, name)(*args)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failed(exc)
+        return await getattr(self.fallback, name)(*args)
+
+    async def admit(
+        self,
+        key: str,
+        limits: BucketSpec,
+        breaker: BreakerSpec,
+        tokens: int,
+        now: float,
+        probe_ttl: float,
+        owner: str,
+    ) -> Admission:
+        result: Admission = await self._either("admit", key, limits, breaker, tokens, now, probe_ttl, owner)
+        return result
+
+    async def acquire(self, key: str, limits: BucketSpec, tokens: int, now: float) -> float:
+        return float(await self._either("acquire", key, limits, tokens, now))
+
+    async def refund(self, key: str, limits: BucketSpec, tokens: int, requests: int, now: float) -> None:
+        await self._either("refund", key, limits, tokens, requests, now)
+
+    async def observe_headroom(
+        self, key: str, limits: BucketSpec, snapshot: RateLimitSnapshot, now: float
+    ) -> None:
+        await self._either("observe_headroom", key, limits, snapshot, now)
+
+    async def record_failure(self, key: str, breaker: BreakerSpec, now: float) -> float | None:
+        result: float | None = await self._either("record_failure", key, breaker, now)
+        return result
+
+    async def trip(self, key: str, until: float, breaker: BreakerSpec, now: float) -> float:
+        return float(await self._either("trip", key, until, breaker, now))
+
+    async def read_breaker(self, key: str, now: float) -> BreakerView:
+        result: BreakerView = await self._either("read_breaker", key, now)
+        return result
+
+    async def try_probe(self, key: str, owner: str, ttl: float) -> bool:
+        return bool(await self._either("try_probe", key, owner, ttl))
+
+    async def release_probe(self, key: str, owner: str) -> None:
+        await self._either("release_probe", key, owner)
+
+    async def record_success(self, key: str, now: float) -> None:
+        await self._either("record_success", key, now)
+
+    async def add_spend(self, key: str, amount: float, period_start: int) -> float:
+        return float(await self._either("add_spend", key, amount, period_start))
+
+    async def get_spend(self, key: str, period_start: int) -> float:
+        return float(await self._either("get_spend", key, period_start))
+
+    async def ping(self) -> None:
+        await self.primary.ping()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for task in (self._writer, self._reconnect):
+            if task is not None and not task.done():
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        await self.primary.aclose()
+
+    def __repr__(self) -> str:
+        return f"ResilientStore({self.primary!r}, up={self.up})"

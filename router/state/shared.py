@@ -1,0 +1,252 @@
+"""A deployment's breaker and limiter, shared through a store: the local objects stay, and sync.
+
+With ``state: {backend: redis}``, each deployment gets a :class:`SharedBreaker` and a
+:class:`SharedLimiter` (subclasses of the local ones, so everything that reads them, the
+snapshot, the metrics, the engine's calls, is unchanged) and a :class:`SharedDeployment` that
+the engine's gate awaits once per attempt:
+
+- **admission** (one Lua script, one round trip): the shared breaker (open? half-open: take the
+  one probe lease, so only one replica probes), then the shared request and token buckets. The
+  verdict is mirrored into the local breaker (a peer opened it: trip it here too; the peers
+  closed it: reset here), so ``/admin/state`` and the ``breaker_state`` gauge show shared truth.
+- **outcomes** (queued, never awaited by the request): counted failures, provider trips
+  (retry-after), the probe's verdict, refunds and the provider's rate-limit headers.
+
+When the store is down, :meth:`SharedDeployment.gate` returns ``False`` without a network call
+and the engine runs its local gate on the same local objects, which kept being updated (each
+shared admission also takes from the local bucket), so the fallback starts from a sensible
+state. With the memory backend none of this exists: the engine's only extra work is one
+``is None`` test per attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+from router.breaker import CircuitBreaker
+from router.clock import SYSTEM_CLOCK, Clock
+from router.errors import ErrorKind
+from router.headers import RateLimitSnapshot
+from router.ratelimit import RateLimiter, estimate_tokens
+from router.state.base import BreakerSpec, BucketSpec
+from router.state.resilient import ResilientStore
+
+if TYPE_CHECKING:
+    from router._engine import RequestRun
+    from router._runtime import DeploymentRuntime
+
+__all__ = ["SharedBreaker", "SharedDeployment", "SharedLimiter"]
+
+TINY_WAIT = 0.05  # as the engine's: a limit that frees up this soon is waited for, not skipped
+OBSERVE_EVERY = 0.25  # seconds: headers that only lower a level are sent at most this often
+
+
+class SharedDeployment:
+    """One deployment's link to the shared store (see the module docstring)."""
+
+    __slots__ = (
+        "_last_observe",
+        "breaker",
+        "clock",
+        "key",
+        "limiter",
+        "limits",
+        "probe_ttl",
+        "probing",
+        "spec",
+        "store",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        store: ResilientStore,
+        breaker: SharedBreaker,
+        limiter: SharedLimiter,
+        clock: Clock,
+        probe_ttl: float,
+    ) -> None:
+        self.key = key
+        self.store = store
+        self.breaker = breaker
+        self.limiter = limiter
+        self.clock = clock
+        self.probe_ttl = probe_ttl
+        self.limits = BucketSpec(limiter.rpm, limiter.tpm)
+        self.spec = BreakerSpec(
+            breaker.failures, breaker.window, breaker.cooldown, breaker.max_cooldown, breaker.backoff
+        )
+        self.probing = False  # this replica holds the shared probe lease
+        self._last_observe = float("-inf")
+        breaker.shared = self
+        limiter.shared = self
+        store.deployments.append(self)
+
+    def _mono(self, wall: float) -> float:
+        return self.clock.now() + (wall - self.clock.wall())
+
+    def _wall(self, mono: float) -> float:
+        return self.clock.wall() + (mono - self.clock.now())
+
+    # --- the gate --------------------------------------------------------------------------------
+
+    async def gate(self, run: RequestRun, rt: DeploymentRuntime) -> tuple[int, float] | Literal[False] | None:
+        """The engine's gate on shared state: ``(estimate, waited)``, None after recording a
+        skip, or False when the store is down (the engine then runs its local gate)."""
+        store = self.store
+        local_limiter = self.limiter
+        estimate = 0
+        if local_limiter.tpm is not None:
+            estimate = estimate_tokens(run.text_chars(), run.tokens_hint or rt.deployment.max_tokens)
+        clock = self.clock
+        waited = 0.0
+        while True:
+            adm = await store.call(
+                store.primary.admit,
+                self.key,
+                self.limits,
+                self.spec,
+                estimate,
+                clock.wall(),
+                self.probe_ttl,
+                store.owner,
+            )
+            if adm is None:
+                return False
+            verdict = adm.verdict
+            local = self.breaker
+            if verdict == "ok":
+                if adm.probe:
+                    self.probing = True
+                elif local.state != "closed":
+                    CircuitBreaker.reset(local)  # the peers closed it
+                RateLimiter.try_acquire(local_limiter, estimate)  # keep the local level near reality
+                return estimate, waited
+            if verdict != "wait":  # open, or half-open with a peer's probe in flight
+                until = adm.until if adm.until is not None else clock.wall()
+                CircuitBreaker.trip(local, self._mono(until))
+                wait = max(0.0, until - clock.wall())
+                why = (
+                    "circuit breaker open"
+                    if verdict == "open"
+                    else "circuit breaker half-open, probed elsewhere"
+                )
+                run._skip(rt, f"{why} (shared), retry in {wait:.3g}s", wait, "none")
+                return None
+            wait = adm.wait
+            left = run.deadline.remaining()
+            if wait > max(run.rate_limit_wait - waited, TINY_WAIT) or (left is not None and wait >= left):
+                run._skip(rt, f"shared rate limit, retry in {wait:.3g}s", wait, "rate-limit")
+                return None
+            await clock.sleep(wait)
+            waited += wait
+
+    # --- outcomes, queued ------------------------------------------------------------------------
+
+    def failure(self) -> None:
+        self.probing = False  # the verdict: the script re-opens and drops the lease
+        self.store.submit(self.store.primary.record_failure, self.key, self.spec, self.clock.wall())
+
+    def success(self) -> None:
+        if self.probing:  # only a probe's success changes shared state: no write per request
+            self.probing = False
+            self.store.submit(self.store.primary.record_success, self.key, self.clock.wall())
+            if self.breaker.state != "closed":  # the local mirror was open (a peer opened it)
+                CircuitBreaker.reset(self.breaker)
+
+    def release(self) -> None:
+        if self.probing:
+            self.probing = False
+            self.store.submit(self.store.primary.release_probe, self.key, self.store.owner)
+
+    def trip(self, until: float) -> None:
+        now = self.clock.wall()
+        self.store.submit(self.store.primary.trip, self.key, self._wall(until), self.spec, now)
+
+    def refund(self, tokens: int, requests: int) -> None:
+        if (tokens and self.limits.tpm is not None) or (requests and self.limits.rpm is not None):
+            self.store.submit(
+                self.store.primary.refund, self.key, self.limits, tokens, requests, self.clock.wall()
+            )
+
+    def observe(self, snap: RateLimitSnapshot) -> None:
+        rr, rt = snap.remaining_requests, snap.remaining_tokens
+        blocks = (rr is not None and rr <= 0 and bool(snap.reset_requests_s)) or (
+            rt is not None and rt <= 0 and bool(snap.reset_tokens_s)
+        )
+        lowers = (rr is not None and self.limits.rpm is not None and rr < self.limits.rpm) or (
+            rt is not None and self.limits.tpm is not None and rt < self.limits.tpm
+        )
+        if not (blocks or lowers):
+            return
+        now = self.clock.wall()
+        if not blocks and now - self._last_observe < OBSERVE_EVERY:
+            return
+        self._last_observe = now
+        self.store.submit(self.store.primary.observe_headroom, self.key, self.limits, snap, now)
+
+    def resync(self) -> None:
+        """The store is back: write this replica's open breaker to it (never shortens one there)."""
+        retry_at = self.breaker.retry_at
+        if retry_at is not None and retry_at > self.clock.now():
+            self.trip(retry_at)
+
+
+class SharedBreaker(CircuitBreaker):
+    """The local breaker, also telling the shared store what happened (see the module docstring)."""
+
+    __slots__ = ("shared",)
+
+    def __init__(
+        self,
+        failures: int = 5,
+        window: float = 30.0,
+        cooldown: float = 15.0,
+        clock: Clock = SYSTEM_CLOCK,
+        max_cooldown: float = 300.0,
+        backoff: float = 2.0,
+        on_change: Callable[[str, str], None] | None = None,
+    ) -> None:
+        super().__init__(failures, window, cooldown, clock, max_cooldown, backoff, on_change)
+        self.shared: SharedDeployment | None = None
+
+    def on_success(self) -> None:
+        super().on_success()
+        if self.shared is not None:
+            self.shared.success()
+
+    def on_failure(self, kind: ErrorKind | None = None) -> None:
+        super().on_failure(kind)
+        if self.shared is not None:
+            self.shared.failure()
+
+    def release_probe(self) -> None:
+        super().release_probe()
+        if self.shared is not None:
+            self.shared.release()
+
+    def trip(self, until: float) -> None:
+        super().trip(until)
+        if self.shared is not None and until > self.clock.now():
+            self.shared.trip(until)
+
+
+class SharedLimiter(RateLimiter):
+    """The local limiter, also sending refunds and the provider's headers to the shared store."""
+
+    __slots__ = ("shared",)
+
+    def __init__(self, rpm: int | None, tpm: int | None, clock: Clock) -> None:
+        super().__init__(rpm, tpm, clock)
+        self.shared: SharedDeployment | None = None
+
+    def refund(self, tokens: int, requests: int = 0) -> None:
+        super().refund(tokens, requests)
+        if self.shared is not None:
+            self.shared.refund(tokens, requests)
+
+    def observe(self, snapshot: RateLimitSnapshot) -> None:
+        super().observe(snapshot)
+        if self.shared is not None:
+            self.shared.observe(snapshot)

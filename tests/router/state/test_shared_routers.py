@@ -1,0 +1,179 @@
+"""Two routers (two replicas) sharing one real redis-server, against the mock with chaos faults."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from state_redis import REDIS_BIN, SKIP_REASON, RedisServer
+from structlog.testing import capture_logs
+
+from chaos import ChaosEngine, Rule, create_mock_app
+from mockproviders.clock import FakeClock as MockFakeClock
+from mockproviders.server import MockServer
+from router import Router, parse_config
+from router import errors as E
+from router.clock import FakeClock
+from router.state.resilient import ResilientStore
+from router.types import ChatRequest, Message
+
+
+def config(urls: dict[str, str], redis_url: str | None, **gpt: Any) -> Any:
+    data: dict[str, Any] = {
+        "providers": {"openai": {"kind": "openai", "base_url": urls["openai"], "api_key": "sk-test"}},
+        "models": {"gpt": {"provider": "openai", "model": "gpt-4o-mini", **gpt}},
+        "defaults": {
+            "retries": 0,
+            "timeouts": {"total": "20s", "connect": "1s", "read": "2s", "first_token": "2s"},
+            "breaker": {"failures": 3, "window": "60s", "cooldown": "30s"},
+        },
+    }
+    if redis_url is not None:
+        data["state"] = {"backend": "redis", "url": redis_url, "prefix": "t", "timeout": "500ms"}
+    return parse_config(data)
+
+
+def ask() -> ChatRequest:
+    return ChatRequest(model="gpt", messages=[Message("user", "Say something about trains.")])
+
+
+class Pair:
+    def __init__(self, server: MockServer, a: Router, b: Router, clock: FakeClock) -> None:
+        self.server, self.a, self.b, self.clock = server, a, b, clock
+
+    def seen(self) -> int:
+        return len(self.server.core.journal)
+
+    @staticmethod
+    def store(router: Router) -> ResilientStore:
+        assert isinstance(router.state_store, ResilientStore)
+        return router.state_store
+
+
+PairFactory = Callable[..., AbstractAsyncContextManager[Pair]]
+
+
+@pytest.fixture
+def pair() -> PairFactory:
+    @asynccontextmanager
+    async def factory(redis_url: str | None, *rules: Rule, **gpt: Any) -> AsyncIterator[Pair]:
+        engine = ChaosEngine(rules, clock=MockFakeClock())
+        async with MockServer(app=create_mock_app(engine=engine)) as server:
+            clock = FakeClock()  # both replicas read one virtual wall clock: no timing in the verdicts
+            a = Router(config(server.base_urls, redis_url, **gpt), clock=clock)
+            b = Router(config(server.base_urls, redis_url, **gpt), clock=clock)
+            try:
+                yield Pair(server, a, b, clock)
+            finally:
+                await a.aclose()
+                await b.aclose()
+
+    return factory
+
+
+async def outcomes(routers: list[Router]) -> list[str]:
+    async def one(r: Router) -> str:
+        try:
+            await r.complete(ask())
+            return "ok"
+        except E.RouterError as exc:
+            return exc.kind.value
+
+    return await asyncio.gather(*(one(r) for r in routers))
+
+
+async def test_two_replicas_never_exceed_a_shared_rpm_together(redis_url: str, pair: PairFactory) -> None:
+    async with pair(redis_url, rpm=10) as p:
+        got = await outcomes([p.a, p.b] * 20)
+        assert got.count("ok") == 10
+        assert p.seen() == 10  # what the provider saw: the limit, not twice it
+        snap = p.a.snapshot()["state"]
+        assert snap["backend"] == "redis" and snap["up"] is True
+
+
+async def test_without_shared_state_each_replica_spends_the_whole_limit(pair: PairFactory) -> None:
+    async with pair(None, rpm=10) as p:  # the baseline the shared store exists to fix
+        got = await outcomes([p.a, p.b] * 20)
+        assert got.count("ok") == 20 and p.seen() == 20
+
+
+async def test_a_breaker_opened_by_one_replica_is_open_on_the_other(
+    redis_url: str, pair: PairFactory
+) -> None:
+    down = Rule.model_validate({"name": "down", "fault": "server_error", "params": {"status": 503}})
+    async with pair(redis_url, down) as p:
+        for _ in range(3):
+            with pytest.raises(E.RouterError):
+                await p.a.complete(ask())
+        await p.store(p.a).flush()
+        assert p.seen() == 3
+        with pytest.raises(E.Unavailable, match="circuit breaker open"):
+            await p.b.complete(ask())
+        assert p.seen() == 3  # B never called the provider
+        assert p.b.snapshot()["deployments"]["gpt"]["breaker"]["state"] == "open"
+
+        # Cooldown over: both replicas ask at once, and exactly one of them probes.
+        p.clock.advance(31)
+        got = await outcomes([p.a, p.b])
+        assert p.seen() == 4
+        assert sorted(got) == ["exhausted", "unavailable"]  # one probed and failed, one skipped
+
+
+async def test_a_probe_success_closes_the_breaker_for_both(redis_url: str, pair: PairFactory) -> None:
+    async with pair(redis_url) as p:
+        p.b.deployment("gpt").breaker.trip(p.clock.now() + 5)  # a provider's retry-after, on B
+        await p.store(p.b).flush()
+        with pytest.raises(E.Unavailable):
+            await p.a.complete(ask())
+        p.clock.advance(6)
+        await p.a.complete(ask())  # A's probe succeeds
+        await p.store(p.a).flush()
+        await p.b.complete(ask())
+        assert p.b.snapshot()["deployments"]["gpt"]["breaker"]["state"] == "closed"
+        assert p.a.snapshot()["deployments"]["gpt"]["breaker"]["state"] == "closed"
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Any:
+    if REDIS_BIN is None:
+        pytest.skip(SKIP_REASON)
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+async def wait_for(cond: Callable[[], bool], tries: int = 500) -> None:
+    for _ in range(tries):  # synchronisation with a background reconnect, not a timed assertion
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never became true")
+
+
+async def test_redis_killed_and_restarted_mid_traffic_loses_no_request(
+    own_redis: RedisServer, pair: PairFactory
+) -> None:
+    async with pair(own_redis.url, rpm=100_000) as p:
+        sa, sb = p.store(p.a), p.store(p.b)
+        results: list[str] = []
+        with capture_logs() as logs:
+            results += await outcomes([p.a, p.b] * 8)
+            own_redis.kill()
+            results += await outcomes([p.a, p.b] * 8)  # the store fails under these: local state
+            assert not sa.up and not sb.up
+            results += await outcomes([p.a, p.b] * 8)  # down: no Redis call at all
+            own_redis.start()
+            await wait_for(lambda: sa.up and sb.up)
+            results += await outcomes([p.a, p.b] * 8)
+        assert results == ["ok"] * 64
+        assert p.seen() == 64
+        assert sa.outages == 1 and sb.outages == 1 and sa.errors >= 1
+        warnings = [e for e in logs if e["log_level"] == "warning"]
+        assert len(warnings) == 2  # one per replica per outage, not one per request
+        assert "local state" in warnings[0]["event"]
+        assert any("resumed" in e["event"] for e in logs)
