@@ -25,7 +25,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from router import errors as E
 from router._runtime import BREAKER_COUNTS, DeploymentRuntime, RoutePlan
@@ -43,6 +43,7 @@ log = logging.getLogger("turnout.router")
 T = TypeVar("T")
 AttemptFn = Callable[[DeploymentRuntime, CallOptions], Awaitable[T]]
 Discard = Callable[[T], Awaitable[Usage | None]]  # release a result nobody will use; its usage
+Prepare = Callable[[str, Any, list[str]], Any]  # (deployment, request, audit decisions) -> request
 
 _TINY_WAIT = 0.05  # a local limit that frees up this soon is waited for, not skipped
 
@@ -67,8 +68,10 @@ class RequestRun:
         "deadline",
         "deployments",
         "errors",
+        "finish",
         "listeners",
         "plan",
+        "prepare",
         "prices",
         "rate_limit_wait",
         "text_chars",
@@ -100,6 +103,11 @@ class RequestRun:
         self.deadline = Deadline(plan.total, clock)
         self.errors: list[E.RouterError] = []
         self.attempts = 0  # real attempts (not skips)
+        # The planner hook (router.patterns.planner), None unless a pattern acts on this request:
+        # ``prepare(deployment, request, decisions)`` adapts the request to each deployment (prompt
+        # variant, cache markers); ``finish(audit)`` runs once the audit record is complete.
+        self.prepare: Prepare | None = None
+        self.finish: Callable[[AuditRecord], None] | None = None
 
     # --- records ---------------------------------------------------------------------------------
 
@@ -216,10 +224,6 @@ class RequestRun:
 
     async def _gate(self, rt: DeploymentRuntime) -> tuple[int, float] | None:
         """Breaker and limiter: ``(token estimate, seconds waited)``, or None after recording a skip."""
-        if rt.shared is not None:  # shared state (router.state); False: the store is down, go local
-            shared = await rt.shared.gate(self, rt)
-            if shared is not False:
-                return shared
         now = self.clock.now()
         breaker = rt.breaker
         if not breaker.allow():

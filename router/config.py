@@ -33,6 +33,14 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from router.deadline import parse_duration_value
+from router.patterns.config import (
+    BudgetConfig,
+    CacheConfig,
+    PatternConfig,
+    PromptConfig,
+    RuleSetConfig,
+)
+from router.patterns.config import cross_check as _patterns_cross_check
 
 __all__ = [
     "BreakerConfig",
@@ -133,6 +141,8 @@ class RouteConfig(_Model):
     buffer_stream: bool = False  # collect a stream whole, so a mid-stream failure can still fail over
     retries: int | None = Field(default=None, ge=0)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    cache: CacheConfig | None = None  # prompt-cache markers and stickiness (router.caching)
+    prompt: str | None = None  # a `prompts:` entry: per-deployment prompt variants (router.prompts)
 
 
 def _default_timeouts() -> TimeoutsConfig:
@@ -179,6 +189,12 @@ class RouterConfig(_Model):
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     defaults: Defaults = Defaults()
     state: StateConfig = StateConfig()
+    # The patterns (router.patterns): model names that pick a route by rules, prompt variants,
+    # spending limits, and named cascades, ensembles and pipelines.
+    rules: dict[str, RuleSetConfig] = Field(default_factory=dict)
+    prompts: dict[str, PromptConfig] = Field(default_factory=dict)
+    budgets: dict[str, BudgetConfig] = Field(default_factory=dict)
+    patterns: dict[str, PatternConfig] = Field(default_factory=dict)
 
     def timeouts_for(self, route: RouteConfig | None) -> TimeoutsConfig:
         """The defaults' timeouts with the route's on top."""
@@ -213,6 +229,7 @@ def _cross_check(cfg: RouterConfig) -> list[tuple[str, str]]:
                             f"route {rname!r} names unknown model {member!r} (defined: {known_models})",
                         )
                     )
+    problems += _patterns_cross_check(cfg)
     return problems
 
 

@@ -27,6 +27,7 @@ headers, and from a stream's in-band error type) and chained with ``raise ... fr
     ├── MalformedResponse          a reply that is not the provider's format        (retryable)
     ├── StreamInterrupted          a stream failed after output had begun           (raised to the caller)
     ├── Unavailable                no attempt made: breaker open, local rate limit, budget
+    ├── BudgetExceeded             a route's or task's spending limit is reached    (402, not retryable)
     ├── DeadlineExceeded           the request's total budget ran out
     ├── AllAttemptsFailed          every candidate failed; carries each attempt's error
     └── UnknownRoute               the request named no configured route or model
@@ -59,6 +60,7 @@ class ErrorKind(StrEnum):
     DEADLINE = "deadline"
     EXHAUSTED = "exhausted"
     UNKNOWN_ROUTE = "unknown_route"
+    BUDGET = "budget"
 
 
 class RouterError(Exception):
@@ -231,3 +233,19 @@ class UnknownRoute(RouterError):
     """The request named no configured route or deployment."""
 
     kind, retryable, http_status = ErrorKind.UNKNOWN_ROUTE, False, 404
+
+
+class BudgetExceeded(RouterError):
+    """A spending limit (``budget``) is reached and its action is ``refuse``.
+
+    402, not 429: the SDKs retry a 429 at once, and a budget does not refill in seconds;
+    ``retry_after`` says when its period ends.
+    """
+
+    kind, retryable, http_status = ErrorKind.BUDGET, False, 402
+
+    def __init__(self, message: str, *, budget: str, spent: float, limit: float, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.budget = budget
+        self.spent = spent
+        self.limit = limit

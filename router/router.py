@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router import errors as E
 from router._engine import RequestRun, Won
@@ -29,7 +29,6 @@ from router.adapters import Adapter, AdapterEvent, CallOptions
 from router.clock import SYSTEM_CLOCK, Clock
 from router.config import RouterConfig, load_config
 from router.hooks import RouterListener
-from router.state.build import build_store, store_snapshot
 from router.types import (
     AuditRecord,
     ChatRequest,
@@ -42,6 +41,9 @@ from router.types import (
     TextDelta,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from router.patterns.planner import Planned, Planner
 
 __all__ = ["Router"]
 
@@ -99,20 +101,29 @@ class Router:
         self.config = config
         self.clock: Clock = clock or SYSTEM_CLOCK
         self._listeners: list[RouterListener] = list(listeners)
-        # Limits, breakers and budgets shared between replicas (router.state): a MemoryStore
-        # unless the `state:` section says redis; budgets use `state_store.add_spend/get_spend`.
-        self.state_store, shared = build_store(config.state, self.clock)
         self._adapters, self._deployments, self._plans, self._prices = build_runtime(
             config,
             clock=self.clock,
             rng=random.Random(rng_seed),
             adapters=adapters,
             on_breaker_change=self._breaker_changed,
-            state=shared,
         )
         self._rate_limit_wait = config.defaults.rate_limit_wait
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(4).hex() + "-"
+        # The planner hook (router.patterns): None unless the config or the caller sets patterns,
+        # so a router without them runs exactly the path it always ran.
+        self._planner: Planner | None = None
+        if (
+            config.rules
+            or config.prompts
+            or config.budgets
+            or config.patterns
+            or any(r.cache is not None or r.prompt is not None for r in config.routes.values())
+        ):
+            from router.patterns.planner import planner_from_config
+
+            self._planner = planner_from_config(config, self)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Router:
@@ -121,8 +132,35 @@ class Router:
     # --- public API ------------------------------------------------------------------------------
 
     def route_names(self) -> list[str]:
-        """The names a request's ``model`` may take: routes, then deployments."""
-        return list(dict.fromkeys([*self.config.routes, *self.config.models]))
+        """The names a request's ``model`` may take: routes, patterns and rule sets, deployments."""
+        extra = self._planner.names() if self._planner is not None else ()
+        return list(dict.fromkeys([*self.config.routes, *extra, *self.config.models]))
+
+    # --- for patterns (router.patterns) ----------------------------------------------------------
+
+    def use(self, planner: Planner | None) -> None:
+        """Install the planner consulted before each chat request (None: none, the fast path)."""
+        self._planner = planner
+
+    @property
+    def planner(self) -> Planner | None:
+        return self._planner
+
+    def chain_of(self, name: str) -> tuple[str, ...] | None:
+        """The deployments a route (or a single deployment) tries, in order; None if unknown."""
+        plan = self._plans.get(name)
+        return plan.chain if plan is not None else None
+
+    def price(self, deployment: str, usage: Usage) -> float | None:
+        """What ``usage`` costs on ``deployment`` (USD), or None when no price is known."""
+        return self._prices.cost(deployment, usage)
+
+    def new_request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):x}"
+
+    def publish(self, audit: AuditRecord) -> None:
+        """Hand a record made outside the engine (a pattern's summary) to the listeners."""
+        self._notify_request(audit)
 
     def add_listener(self, listener: RouterListener) -> None:
         self._listeners.append(listener)
@@ -148,16 +186,21 @@ class Router:
                 for name, p in self._plans.items()
                 if name in self.config.routes
             },
-            "state": store_snapshot(self.state_store),
         }
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         if request.stream:
             request = replace(request, stream=False)
-        run = self._start(request, streamed=False)
+        planned = None
+        if self._planner is not None:
+            planned = await self._planner.plan(self, request)
+            if planned is not None and planned.delegate is not None:
+                return await planned.delegate(request)
+        run = self._start(request, streamed=False, planned=planned)
 
         async def attempt(rt: DeploymentRuntime, options: CallOptions) -> ChatResponse:
-            return await rt.adapter.complete(rt.deployment, request, options)
+            req = request if run.prepare is None else run.prepare(rt.name, request, run.audit.decisions)
+            return await rt.adapter.complete(rt.deployment, req, options)
 
         try:
             won = await run.run(attempt, _discard_response)
@@ -197,13 +240,26 @@ class Router:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         if not request.stream:
             request = replace(request, stream=True)
-        run = self._start(request, streamed=True)
+        planned = None
+        if self._planner is not None:
+            planned = await self._planner.plan(self, request)
+            if planned is not None and planned.delegate is not None:  # a pattern: answered whole
+                resp = await planned.delegate(replace(request, stream=False))
+                yield StreamStart(
+                    resp.model, resp.provider, resp.provider_model, resp.request_id, resp.route, resp.attempts
+                )
+                if resp.content:
+                    yield TextDelta(resp.content)
+                yield StreamEnd(resp)
+                return
+        run = self._start(request, streamed=True, planned=planned)
         clock = self.clock
         buffered = run.plan.buffer_stream
 
         async def attempt(rt: DeploymentRuntime, options: CallOptions) -> _Opened:
             started = clock.now()
-            events = rt.adapter.stream(rt.deployment, request, options)
+            req = request if run.prepare is None else run.prepare(rt.name, request, run.audit.decisions)
+            events = rt.adapter.stream(rt.deployment, req, options)
             head: list[AdapterEvent] = []
             ttft = None
             try:
@@ -281,7 +337,6 @@ class Router:
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
             await adapter.aclose()
-        await self.state_store.aclose()
 
     async def __aenter__(self) -> Router:
         return self
@@ -293,9 +348,13 @@ class Router:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _start(self, request: ChatRequest | EmbeddingRequest, *, streamed: bool) -> RequestRun:
-        name = request.model
+    def _start(
+        self, request: ChatRequest | EmbeddingRequest, *, streamed: bool, planned: Planned | None = None
+    ) -> RequestRun:
+        name = request.model if planned is None else planned.route
         plan = self._plans.get(name)
+        if planned is not None and planned.chain is not None and plan is not None:
+            plan = replace(plan, chain=planned.chain)
         audit = AuditRecord(
             request_id=f"{self._id_prefix}{next(self._ids):x}",
             route=name,
@@ -303,6 +362,13 @@ class Router:
             started_at=self.clock.wall(),
             streamed=streamed,
         )
+        if planned is not None:
+            audit.decisions.extend(planned.notes)
+            if planned.refuse is not None:
+                err: E.RouterError = planned.refuse
+                audit.outcome, audit.error_kind = "error", err.kind.value
+                self._notify_request(audit)
+                raise err
         if plan is None:
             err = E.UnknownRoute(f"no route or model named {name!r}; known: {', '.join(self.route_names())}")
             audit.outcome, audit.error_kind = "error", err.kind.value
@@ -322,7 +388,7 @@ class Router:
                 return sum(map(len, inputs))
 
             hint = 0
-        return RequestRun(
+        run = RequestRun(
             plan,
             self._deployments,
             clock=self.clock,
@@ -333,6 +399,9 @@ class Router:
             text_chars=text_chars,
             tokens_hint=hint,
         )
+        if planned is not None:
+            run.prepare, run.finish = planned.prepare, planned.finish
+        return run
 
     def _settle_success(self, run: RequestRun, won: Won[Any], usage: Usage | None) -> None:
         won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)
@@ -384,6 +453,11 @@ class Router:
             if rec.cost_usd is not None:
                 cost = (cost or 0.0) + rec.cost_usd
         audit.usage, audit.cost_usd = total, cost
+        if run.finish is not None:
+            try:
+                run.finish(audit)
+            except Exception:
+                log.exception("the planner's finish hook failed")
         self._notify_request(audit)
 
     def _notify_request(self, audit: AuditRecord) -> None:

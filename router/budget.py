@@ -1,0 +1,216 @@
+"""Budgets: spending limits per route or per task over a period, enforced before a request runs.
+
+    budgets = Budgets([Budget("summaries", limit_usd=5.0, period="day", route="summarization",
+                              downgrade=("mistral-small",))])
+    router.use(Planner([budgets]))               # or `budgets:` in the YAML
+
+Spend is the audit record's ``cost_usd`` of each request on the route (or with metadata ``task``),
+summed per period (``hour``, ``day``, ``month``, UTC, on the router's clock) in a store with the
+:class:`router.state.StateStore` methods ``add_spend`` / ``get_spend`` (an in-process
+:class:`MemorySpend` by default). Once a period's spend, plus the estimates of this process's
+requests still in flight, reaches the limit, each new request is either sent down the cheaper
+``downgrade`` chain or refused with :class:`~router.errors.BudgetExceeded` (HTTP 402). A request
+is admitted only while that sum is below the limit, so the limit is exceeded by at most one
+request's cost (exactly so when requests cost no more than their estimate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from router.errors import BudgetExceeded
+from router.patterns.planner import Finish, PlanContext
+from router.patterns.rules import input_tokens
+from router.types import AuditRecord, ChatRequest, Usage
+
+if TYPE_CHECKING:
+    from router.patterns.config import BudgetConfig
+    from router.router import Router
+
+__all__ = ["Budget", "Budgets", "MemorySpend", "SpendStore", "period_bounds"]
+
+log = logging.getLogger("turnout.router")
+
+Period = Literal["hour", "day", "month"]
+_PERIOD_WORD = {"hour": "this hour", "day": "today", "month": "this month"}
+_DEFAULT_OUTPUT = 512  # output tokens assumed when neither the request nor the deployment caps them
+
+
+def period_bounds(wall: float, period: Period) -> tuple[int, int]:
+    """``(start, end)`` epoch seconds of the UTC period holding ``wall``."""
+    t = dt.datetime.fromtimestamp(wall, dt.UTC)
+    if period == "hour":
+        start = t.replace(minute=0, second=0, microsecond=0)
+        end = start + dt.timedelta(hours=1)
+    elif period == "day":
+        start = t.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = start + dt.timedelta(days=1)
+    else:
+        start = t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = (
+            start.replace(year=start.year + 1, month=1)
+            if start.month == 12
+            else start.replace(month=start.month + 1)
+        )
+    return int(start.timestamp()), int(end.timestamp())
+
+
+class SpendStore(Protocol):
+    """The budget part of :class:`router.state.StateStore`."""
+
+    async def add_spend(self, key: str, amount: float, period_start: int) -> float: ...
+
+    async def get_spend(self, key: str, period_start: int) -> float: ...
+
+
+class MemorySpend:
+    """Spend in this process only (the default until a shared store is configured)."""
+
+    def __init__(self) -> None:
+        self._spend: dict[tuple[str, int], float] = {}
+
+    async def add_spend(self, key: str, amount: float, period_start: int) -> float:
+        total = self._spend.get((key, period_start), 0.0) + amount
+        self._spend[key, period_start] = total
+        return total
+
+    async def get_spend(self, key: str, period_start: int) -> float:
+        return self._spend.get((key, period_start), 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A limit on a route (``route``) or a task (metadata ``task``); no ``downgrade``: refuse."""
+
+    name: str
+    limit_usd: float
+    period: Period = "day"
+    route: str | None = None
+    task: str | None = None
+    downgrade: tuple[str, ...] = ()
+
+    def applies(self, route: str, request: ChatRequest) -> bool:
+        if self.route is not None:
+            return self.route == route
+        return self.task is not None and request.metadata.get("task") == self.task
+
+    @property
+    def subject(self) -> str:
+        return f"route {self.route}" if self.route is not None else f"task {self.task}"
+
+
+def _hms(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Budgets:
+    """A plan step enforcing every budget that applies to the request."""
+
+    def __init__(self, budgets: Iterable[Budget], store: SpendStore | None = None) -> None:
+        self.budgets = list(budgets)
+        self.store: SpendStore = store if store is not None else MemorySpend()
+        self.reserved: dict[tuple[str, int], float] = {}  # estimates of requests in flight
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_config(cls, budgets: Mapping[str, BudgetConfig], store: SpendStore | None = None) -> Budgets:
+        return cls(
+            (
+                Budget(name, b.limit_usd, b.period, b.route, b.task, tuple(b.downgrade))
+                for name, b in budgets.items()
+            ),
+            store,
+        )
+
+    def names(self) -> list[str]:
+        return []
+
+    def estimate(self, router: Router, chain: Sequence[str], request: ChatRequest) -> float:
+        """What the request may cost: the dearest deployment of ``chain`` at full output."""
+        tokens_in = input_tokens(request)
+        worst = 0.0
+        for name in chain:
+            try:
+                cap = router.deployment(name).deployment.max_tokens
+            except KeyError:
+                continue
+            out = request.max_tokens or cap or _DEFAULT_OUTPUT
+            worst = max(worst, router.price(name, Usage(tokens_in, out)) or 0.0)
+        return worst
+
+    async def spent(self, name: str, wall: float) -> float:
+        """A budget's recorded spend in the period holding ``wall`` (not counting requests in flight)."""
+        budget = next(b for b in self.budgets if b.name == name)
+        return await self.store.get_spend(name, period_bounds(wall, budget.period)[0])
+
+    async def flush(self) -> None:
+        """Wait for spend writes still on their way to the store."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    async def __call__(self, ctx: PlanContext) -> None:
+        for budget in self.budgets:
+            if budget.applies(ctx.route, ctx.request):
+                await self._enforce(budget, ctx)
+                if ctx.refuse is not None:
+                    return
+
+    async def _enforce(self, budget: Budget, ctx: PlanContext) -> None:
+        router = ctx.router
+        wall = router.clock.wall()
+        start, end = period_bounds(wall, budget.period)
+        key = (budget.name, start)
+        lock = self._locks.setdefault(budget.name, asyncio.Lock())
+        async with lock:  # read, decide and reserve as one step, so concurrent requests see each other
+            spent = await self.store.get_spend(budget.name, start)
+            committed = spent + self.reserved.get(key, 0.0)
+            words = f"budget: {budget.subject} spent ${committed:.2f} of ${budget.limit_usd:.2f} "
+            words += _PERIOD_WORD[budget.period]
+            if committed >= budget.limit_usd:
+                if not budget.downgrade:
+                    ctx.notes.append(f"{words} → refused")
+                    ctx.refuse = BudgetExceeded(
+                        f"budget {budget.name!r}: {budget.subject} spent ${committed:.2f} of "
+                        f"${budget.limit_usd:.2f} {_PERIOD_WORD[budget.period]}; refused until the period "
+                        f"ends in {_hms(end - wall)}",
+                        budget=budget.name,
+                        spent=committed,
+                        limit=budget.limit_usd,
+                        retry_after=max(1.0, end - wall),
+                    )
+                    return
+                if ctx.current_chain() != budget.downgrade:
+                    ctx.chain = budget.downgrade
+                    ctx.notes.append(f"{words} → downgrade to {', '.join(budget.downgrade)}")
+            estimate = self.estimate(router, ctx.current_chain(), ctx.request)
+            self.reserved[key] = self.reserved.get(key, 0.0) + estimate
+        ctx.finishes.append(self._settle(budget.name, key, estimate))
+
+    def _settle(self, name: str, key: tuple[str, int], estimate: float) -> Finish:
+        def finish(audit: AuditRecord) -> None:
+            cost = audit.cost_usd or 0.0
+            task = asyncio.ensure_future(self._write(name, key, estimate, cost))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+        return finish
+
+    async def _write(self, name: str, key: tuple[str, int], estimate: float, cost: float) -> None:
+        try:
+            if cost > 0:
+                await self.store.add_spend(name, cost, key[1])
+        except Exception:
+            log.exception("budget %s: could not record $%.6f of spend", name, cost)
+        finally:  # the reservation ends only once the spend is in the store
+            left = self.reserved.get(key, 0.0) - estimate
+            if left > 1e-12:
+                self.reserved[key] = left
+            else:
+                self.reserved.pop(key, None)

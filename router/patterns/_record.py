@@ -1,0 +1,102 @@
+"""How a pattern keeps its own audit record: it catches the records of the router calls it makes
+(through a context variable, so concurrent patterns never mix) and publishes one summary record,
+route = the pattern's name, holding their attempts, usage, cost and decisions."""
+
+from __future__ import annotations
+
+import contextvars
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from router.hooks import BaseListener
+from router.types import AuditRecord, Usage
+
+if TYPE_CHECKING:
+    from router.router import Router
+
+_CAPTURE: contextvars.ContextVar[list[AuditRecord] | None] = contextvars.ContextVar(
+    "turnout_pattern_records", default=None
+)
+_INSTALLED: weakref.WeakSet[Router] = weakref.WeakSet()
+
+
+class _Catcher(BaseListener):
+    def on_request(self, record: AuditRecord) -> None:
+        records = _CAPTURE.get()
+        if records is not None:
+            records.append(record)
+
+
+def ensure_catcher(router: Router) -> None:
+    if router not in _INSTALLED:
+        router.add_listener(_Catcher())
+        _INSTALLED.add(router)
+
+
+@contextmanager
+def capture() -> Iterator[list[AuditRecord]]:
+    """The records of every router request made inside the block (tasks started in it included)."""
+    records: list[AuditRecord] = []
+    token = _CAPTURE.set(records)
+    try:
+        yield records
+    finally:
+        _CAPTURE.reset(token)
+
+
+def total_cost(records: list[AuditRecord]) -> float | None:
+    costs = [r.cost_usd for r in records if r.cost_usd is not None]
+    return sum(costs) if costs else None
+
+
+class PatternRun:
+    """One run of a pattern: its start, its sub-records and its decisions, then one summary record."""
+
+    def __init__(self, router: Router, name: str, candidates: list[str]) -> None:
+        ensure_catcher(router)
+        self.router = router
+        self.name = name
+        self.candidates = candidates
+        self.request_id = router.new_request_id()
+        self.started_wall = router.clock.wall()
+        self.started = router.clock.now()
+        self.decisions: list[str] = []
+        self.records: list[AuditRecord] = []
+
+    def note(self, line: str) -> None:
+        self.decisions.append(line)
+
+    def elapsed(self) -> float:
+        return self.router.clock.now() - self.started
+
+    def cost(self) -> float | None:
+        return total_cost(self.records)
+
+    def publish(self, winner: str | None, error_kind: str | None = None) -> AuditRecord:
+        usage = Usage()
+        for r in self.records:
+            usage.input_tokens += r.usage.input_tokens
+            usage.output_tokens += r.usage.output_tokens
+            usage.cached_input_tokens += r.usage.cached_input_tokens
+            usage.cache_write_tokens += r.usage.cache_write_tokens
+        decisions = list(self.decisions)
+        for r in self.records:
+            decisions += [f"[{r.route}] {d}" for d in r.decisions]
+        record = AuditRecord(
+            request_id=self.request_id,
+            route=self.name,
+            candidates=list(self.candidates),
+            started_at=self.started_wall,
+            attempts=[a for r in self.records for a in r.attempts],
+            winner=winner,
+            outcome="success" if error_kind is None else "error",
+            error_kind=error_kind,
+            latency_s=self.elapsed(),
+            usage=usage,
+            cost_usd=self.cost(),
+            decisions=decisions,
+        )
+        self.router.publish(record)
+        return record
