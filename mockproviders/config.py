@@ -135,8 +135,8 @@ class Latency(_Strict):
 class RateLimit(_Strict):
     """Requests and tokens allowed per API key in each window of ``window`` seconds."""
 
-    requests: int = Field(default=10_000, ge=1)
-    tokens: int = Field(default=10_000_000, ge=1)
+    requests: int = Field(default=1_000_000, ge=1)
+    tokens: int = Field(default=1_000_000_000, ge=1)
     window: float = Field(default=60.0, gt=0)
 
 

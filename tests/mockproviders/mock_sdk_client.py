@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import anthropic
 import httpx2
@@ -11,6 +10,9 @@ import openai
 from mistralai.client import Mistral
 
 from mockproviders.core import MockCore
+
+# Mistral makes a sync client too unless given one; this one skips loading the CA bundle.
+_SYNC = httpx2.Client(verify=False)
 
 Clients = tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic, Mistral]
 
@@ -31,17 +33,20 @@ class SDK:
 
     def clients(self, api_key: str = "test-key") -> Clients:
         """A set of clients with ``api_key``, no retries; closed by :meth:`aclose`."""
-        kw: dict[str, Any] = {"http_client": self.http} if self.mode == "transport" else {}
+
+        # Clients of our own with verify=False: loading the CA bundle for each SDK client would
+        # be the slowest part of a test. The transport mode shares its in-process client.
+        def own() -> httpx2.AsyncClient:
+            return self.http if self.mode == "transport" else httpx2.AsyncClient(verify=False)
+
         made = (
-            openai.AsyncOpenAI(api_key=api_key, base_url=self.base_urls["openai"], max_retries=0, **kw),
+            openai.AsyncOpenAI(
+                api_key=api_key, base_url=self.base_urls["openai"], max_retries=0, http_client=own()
+            ),
             anthropic.AsyncAnthropic(
-                api_key=api_key, base_url=self.base_urls["anthropic"], max_retries=0, **kw
+                api_key=api_key, base_url=self.base_urls["anthropic"], max_retries=0, http_client=own()
             ),
-            Mistral(
-                api_key=api_key,
-                server_url=self.base_urls["mistral"],
-                **({"async_client": self.http} if self.mode == "transport" else {}),
-            ),
+            Mistral(api_key=api_key, server_url=self.base_urls["mistral"], async_client=own(), client=_SYNC),
         )
         self._made.append(made)
         return made
@@ -66,4 +71,5 @@ class SDK:
             if self.mode != "transport":
                 await oa.close()
                 await an.close()
-                await mi.__aexit__(None, None, None)
+                await mi.sdk_configuration.async_client.aclose()  # type: ignore[union-attr]
+        self._made.clear()
