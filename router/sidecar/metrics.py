@@ -20,6 +20,8 @@ cost_usd_total                              route, model              dollars, p
 breaker_state                               model                     0 closed, 1 half-open, 2 open
 breaker_transitions_total                   model, state              breaker moves
 ratelimit_headroom_ratio                    model, limit              remaining / capacity of a limiter
+state_store_up                              backend                   1 shared state reachable, 0 local
+state_store_errors_total                    backend                   failed calls to the state store
 sidecar_inflight_requests                   -                         requests being served
 sidecar_rejections_total                    reason                    4xx the sidecar answered itself
 sidecar_overhead_seconds (histogram)        -                         sidecar + router time, no upstream
@@ -33,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from router.sidecar.alerts import LATENCY_BUCKETS
@@ -50,7 +52,7 @@ class _FromSnapshot(Collector):
     def __init__(self, snapshot: Callable[[], Mapping[str, Any] | None]) -> None:
         self._snapshot = snapshot
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         breaker = GaugeMetricFamily(
             "turnout_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=["model"]
         )
@@ -66,6 +68,21 @@ class _FromSnapshot(Collector):
             room.add_metric([model, limit], ratio)
         yield breaker
         yield room
+        store = snap.get("state")
+        if isinstance(store, Mapping):  # router.state: is the shared store reachable?
+            backend = str(store.get("backend", "memory"))
+            up = GaugeMetricFamily(
+                "turnout_state_store_up",
+                "1 while the state store answers, 0 while serving on local state",
+                labels=["backend"],
+            )
+            up.add_metric([backend], 1.0 if store.get("up") else 0.0)
+            errors = CounterMetricFamily(
+                "turnout_state_store_errors", "Failed calls to the state store", labels=["backend"]
+            )
+            errors.add_metric([backend], float(store.get("errors") or 0))
+            yield up
+            yield errors
 
 
 def _deployments(snapshot: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
