@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from router.errors import AllAttemptsFailed, ErrorKind, RouterError
 from router.hooks import BaseListener
 from router.types import AuditRecord, Usage
 
@@ -44,6 +45,22 @@ def capture() -> Iterator[list[AuditRecord]]:
         yield records
     finally:
         _CAPTURE.reset(token)
+
+
+def root_error(exc: RouterError) -> RouterError:
+    """The error that says what went wrong: the last real one when every attempt failed."""
+    if isinstance(exc, AllAttemptsFailed) and exc.errors:
+        return next((e for e in reversed(exc.errors) if e.kind is not ErrorKind.UNAVAILABLE), exc.errors[-1])
+    return exc
+
+
+def failure_reason(exc: RouterError) -> str:
+    """Why a call failed, in a line."""
+    root = root_error(exc)
+    if root is exc:
+        return f"{exc.kind.value}: {exc.message}"
+    tries = len(exc.errors) if isinstance(exc, AllAttemptsFailed) else 1
+    return f"{root.kind.value}: {root.message} ({tries} attempt{'s' if tries > 1 else ''})"
 
 
 def total_cost(records: list[AuditRecord]) -> float | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from router.errors import RouterError
-from router.patterns._record import PatternRun, capture
+from router.patterns._record import PatternRun, capture, failure_reason
 from router.patterns.checks import Check
 from router.types import ChatRequest, ChatResponse
 
@@ -116,7 +116,7 @@ class Cascade:
             response = await self.router.complete(replace(request, model=tier, stream=False))
         except RouterError as exc:
             took = self.router.clock.now() - started
-            return TierOutcome(tier, None, False, f"{exc.kind.value}: {exc.message}", None, took), None, exc
+            return TierOutcome(tier, None, False, failure_reason(exc), None, took), None, exc
         outcome = TierOutcome(tier, response.model, True, "", response.cost_usd, response.latency_s)
         reasons = []
         for check in self.checks:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from router.errors import AllAttemptsFailed, RouterError
-from router.patterns._record import PatternRun, capture
+from router.patterns._record import PatternRun, capture, root_error
 from router.types import ChatRequest, ChatResponse, Message
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class Ensemble:
                     answers[member] = out
                 elif isinstance(out, RouterError):
                     errors.append(out)
-                    summary.failed[member] = out.kind.value
+                    summary.failed[member] = root_error(out).kind.value
                 else:  # not a router error: a bug or a cancellation, not a vote to lose quietly
                     assert isinstance(out, BaseException)
                     raise out

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from router.errors import AllAttemptsFailed, RouterError
-from router.patterns._record import PatternRun, capture
+from router.patterns._record import PatternRun, capture, root_error
 from router.patterns.template import render
 from router.types import ChatRequest, ChatResponse, Message, Usage
 
@@ -189,12 +189,10 @@ class Pipeline:
             try:
                 answer = await self.router.complete(replace(ask, model=route))
             except RouterError as exc:
+                why = f"{route} failed ({root_error(exc).kind.value})"
                 if i + 1 == len(chain):
-                    run.note(
-                        f"pipeline: stage {stage.name}: {route} failed ({exc.kind.value}); chain exhausted"
-                    )
+                    run.note(f"pipeline: stage {stage.name}: {why}; chain exhausted")
                     raise
-                why = f"{route} failed ({exc.kind.value})"
                 run.note(f"pipeline: stage {stage.name}: {why} → fallback {chain[i + 1]}")
                 continue
             result.calls += 1

@@ -1,0 +1,213 @@
+"""Pipelines (Python and YAML, sequence, fan-out, per-stage fallback) and budgets, against the mock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pattern_rig import answer, ask, fault, rig
+
+from router import AllAttemptsFailed, BudgetExceeded, ConfigError, parse_config
+from router.budget import Budget, Budgets, period_bounds
+from router.clock import FakeClock
+from router.patterns import Pipeline, Stage
+from router.patterns.planner import PlanContext
+from router.types import AuditRecord
+
+RESEARCH = {
+    "research": {
+        "pipeline": {
+            "stages": [
+                {"name": "decompose", "route": "fast", "template": "Decompose: {input}"},
+                {
+                    "name": "research",
+                    "route": "mid",
+                    "fallback": ["fast"],
+                    "foreach": "decompose",
+                    "template": "Research: {item}",
+                },
+                {"name": "synthesize", "route": "best", "template": "Q: {input}\nNotes:\n{stages.research}"},
+            ]
+        }
+    }
+}
+ANSWERS = [
+    answer("1. What is a turnout?\n2. Who invented it?\n- Where is it used?", contains="Decompose:"),
+    answer("Notes on it.", model="mistral-small-latest", contains="Research:"),
+    answer("Fallback notes.", model="gpt-4o-mini", contains="Research:"),
+    answer("The synthesis.", model="claude-sonnet-4-5", contains="Notes:"),
+]
+
+
+async def test_research_pipeline_from_yaml_as_a_model_name() -> None:
+    async with rig(ANSWERS, patterns=RESEARCH) as r:
+        resp = await r.router.complete(ask("research", "Tell me about railway turnouts"))
+        assert resp.content == "The synthesis." and resp.route == "research" and resp.model == "best"
+        rec = r.record("research")
+        assert [a.model for a in rec.attempts] == ["fast", "mid", "mid", "mid", "best"]
+        assert "pipeline: stage research fans out over 3 item(s) of decompose" in rec.decisions
+        assert resp.cost_usd == pytest.approx(rec.cost_usd)
+
+
+async def test_a_stage_primary_fails_and_its_fallback_chain_serves() -> None:
+    down = fault("down", "server_error", params={"status": 503}, match={"provider": "mistral"})
+    async with rig(ANSWERS, (down,), patterns=RESEARCH) as r:
+        pipeline = Pipeline.from_config(
+            r.router, r.router.config.patterns["research"].pipeline, name="research"
+        )
+        result = await pipeline.run("Tell me about railway turnouts")
+        research = result.stages[1]
+        assert research.calls == 3 and research.fallbacks == 3 and set(research.models) == {"fast"}
+        assert "Fallback notes." in research.output
+        assert result.output == "The synthesis."
+        assert (
+            "pipeline: stage research: mid failed (server) → fallback fast" in r.record("research").decisions
+        )
+        assert [s.name for s in result.stages] == ["decompose", "research", "synthesize"]
+        assert all(s.cost_usd for s in result.stages)
+        assert result.cost_usd == pytest.approx(sum(s.cost_usd or 0 for s in result.stages))
+
+
+async def test_parallel_stages_gather_and_a_whole_chain_failure_fails_the_pipeline() -> None:
+    answers = [answer("pro", model="gpt-4o-mini"), answer("con", model="mistral-small-latest")]
+    async with rig(answers) as r:
+        pipeline = Pipeline(
+            r.router,
+            [
+                Stage("both", parallel=(Stage("pros", route="fast"), Stage("cons", route="mid"))),
+                Stage("judge", route="best", template="{stages.pros} vs {stages.cons}"),
+            ],
+        )
+        result = await pipeline.run("Trains?")
+        assert result.stages[0].output == "pro\n\ncon" and result.stages[0].calls == 2
+        r.engine.add_rule(
+            fault("down", "server_error", params={"status": 503}, match={"provider": "anthropic"})
+        )
+        with pytest.raises(AllAttemptsFailed):
+            await pipeline.run("Trains?")
+        rec = r.record("pipeline")
+        assert rec.outcome == "error" and rec.decisions[-1].endswith("chain exhausted")
+
+
+def test_pipeline_config_errors_name_the_stage() -> None:
+    stages = [
+        {"name": "a", "route": "m", "foreach": "later"},
+        {"name": "b", "route": "nope"},
+    ]
+    data = {
+        "providers": {"o": {"kind": "openai", "base_url": "http://x"}},
+        "models": {"m": {"provider": "o", "model": "gpt-4o-mini"}},
+        "patterns": {"p": {"pipeline": {"stages": stages}}},
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data)
+    assert "patterns.p.pipeline.stages[0].foreach: 'later' is not an earlier stage" in str(exc.value)
+    assert "patterns.p.pipeline.stages[1].route: unknown route or model 'nope'" in str(exc.value)
+
+
+BUDGET_ROUTES = {"summarization": {"chain": ["best"]}}
+
+
+async def test_budget_refuses_with_a_clear_error_and_resets_with_the_period() -> None:
+    budgets = {"daily": {"route": "summarization", "limit_usd": 0.001, "period": "day"}}
+    async with rig(budgets=budgets, routes=BUDGET_ROUTES) as r:
+        served = 0
+        with pytest.raises(BudgetExceeded) as exc:
+            for _ in range(50):
+                await r.router.complete(ask("summarization", "Summarize the timetable."))
+                served += 1
+        assert served >= 1
+        err = exc.value
+        assert err.http_status == 402 and err.budget == "daily" and err.spent >= 0.001
+        assert err.retry_after is not None and 0 < err.retry_after <= 86400
+        rec = r.record("summarization")
+        assert rec.outcome == "error" and rec.error_kind == "budget"
+        assert rec.decisions[0].startswith("budget: route summarization spent $0.00 of $0.00 today → refused")
+        assert isinstance(r.router.clock, FakeClock)
+        r.router.clock.advance(err.retry_after)  # the next day: allowed again
+        assert (await r.router.complete(ask("summarization", "Again."))).model == "best"
+
+
+async def test_budget_downgrades_to_cheaper_models() -> None:
+    budgets = {
+        "daily": {"route": "summarization", "limit_usd": 0.0005, "action": "downgrade", "downgrade": ["mid"]}
+    }
+    async with rig(budgets=budgets, routes=BUDGET_ROUTES) as r:
+        models = [(await r.router.complete(ask("summarization", "Summarize."))).model for _ in range(12)]
+        assert models[0] == "best" and models[-1] == "mid"
+        decisions = r.record("summarization").decisions
+        assert decisions[0].startswith("budget: route summarization spent $")
+        assert decisions[0].endswith("today → downgrade to mid")
+
+
+class _StubRouter:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+
+    def chain_of(self, name: str) -> tuple[str, ...]:
+        return ("m",)
+
+
+class _FixedEstimate(Budgets):
+    def __init__(self, budgets: list[Budget], estimate: float) -> None:
+        super().__init__(budgets)
+        self._estimate = estimate
+
+    def estimate(self, router: Any, chain: Any, request: Any) -> float:
+        return self._estimate
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(0.5, 20),
+    st.floats(0.01, 2),
+    st.lists(st.tuples(st.integers(1, 6), st.floats(0, 1)), min_size=1, max_size=12),
+)
+def test_budget_never_exceeded_beyond_one_in_flight_estimate(
+    limit: float, estimate: float, waves: list[tuple[int, float]]
+) -> None:
+    """Concurrent waves of requests each costing at most their estimate: spend ≤ limit + one estimate."""
+    import asyncio
+
+    async def scenario() -> float:
+        budgets = _FixedEstimate([Budget("b", limit, route="r")], estimate)
+        router = _StubRouter()
+        for size, fraction in waves:
+            contexts = []
+            for _ in range(size):
+                ctx = PlanContext(router, ask("r"), "r", None)  # type: ignore[arg-type]
+                await budgets(ctx)
+                contexts.append(ctx)
+            for ctx in contexts:  # the wave's requests end after all of them were admitted
+                if ctx.refuse is None:
+                    for finish in ctx.finishes:
+                        finish(AuditRecord("id", "r", [], 0.0, cost_usd=estimate * fraction))
+            await budgets.flush()
+        return await budgets.spent("b", router.clock.wall())
+
+    spent = asyncio.run(scenario())
+    assert spent <= limit + estimate + 1e-9
+
+
+def test_period_bounds() -> None:
+    start, end = period_bounds(1_700_000_000.0, "day")
+    assert start <= 1_700_000_000 < end and end - start == 86400
+    start, end = period_bounds(1_700_000_000.0, "month")  # 2023-11-14: November has 30 days
+    assert end - start == 30 * 86400
+    start, end = period_bounds(1_703_980_800.0, "month")  # 2023-12-31: December rolls into 2024
+    assert end - start == 31 * 86400
+
+
+def test_budget_config_errors() -> None:
+    data: dict[str, Any] = {
+        "providers": {"o": {"kind": "openai", "base_url": "http://x"}},
+        "models": {"m": {"provider": "o", "model": "gpt-4o-mini"}},
+        "budgets": {"b": {"route": "m", "task": "t", "limit_usd": 1}},
+    }
+    with pytest.raises(ConfigError, match=r"budgets\.b: .*exactly one of route, task"):
+        parse_config(data)
+    data["budgets"] = {"b": {"route": "m", "limit_usd": 1, "action": "downgrade", "downgrade": ["zz"]}}
+    with pytest.raises(ConfigError, match=r"budgets\.b\.downgrade\[0\]: unknown model 'zz'"):
+        parse_config(data)
