@@ -35,6 +35,8 @@ H_ATTEMPTS = "x-turnout-attempts"
 H_OVERHEAD = "x-turnout-overhead-ms"
 H_REQUEST_ID = "x-request-id"
 _JSON = "application/json"
+_META = "x-turnout-meta-"
+_META_LEN = len(_META)
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -77,6 +79,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     t0 = time.perf_counter()
     body = decode_json(await request.read())
     req, include_usage = parse_chat(body)
+    meta = {k[_META_LEN:].lower(): v for k, v in request.headers.items() if k.lower().startswith(_META)}
+    if meta:  # X-Turnout-Meta-<key> headers: routing hints, as the body's metadata (router.patterns)
+        req.metadata = {**req.metadata, **meta}
     state, gen, slot, token = await _begin(request)
     try:
         if req.stream:

@@ -211,3 +211,33 @@ def test_budget_config_errors() -> None:
     data["budgets"] = {"b": {"route": "m", "limit_usd": 1, "action": "downgrade", "downgrade": ["zz"]}}
     with pytest.raises(ConfigError, match=r"budgets\.b\.downgrade\[0\]: unknown model 'zz'"):
         parse_config(data)
+
+
+async def test_the_sidecar_serves_patterns_and_rules_by_model_name() -> None:
+    from aiohttp import ClientSession
+    from aiohttp.test_utils import TestServer
+
+    from router.sidecar import Built, SidecarSettings, create_app
+
+    rules = {
+        "smart": {
+            "rules": [{"name": "vip", "when": {"metadata": {"tier": "vip"}}, "route": "best"}],
+            "default": "fast",
+        }
+    }
+    async with rig(ANSWERS, patterns=RESEARCH, rules=rules) as r:
+        server = TestServer(create_app(SidecarSettings(), lambda: Built(r.router)))
+        async with server, ClientSession() as http:
+            url = str(server.make_url("/v1/chat/completions"))
+            body = {"model": "research", "messages": [{"role": "user", "content": "Tell me about turnouts"}]}
+            async with http.post(url, json=body) as resp:
+                assert resp.status == 200, await resp.text()
+                data = await resp.json()
+                assert data["choices"][0]["message"]["content"] == "The synthesis."
+                assert resp.headers["x-turnout-route"] == "research"
+            body = {"model": "smart", "messages": [{"role": "user", "content": "hi"}]}
+            async with http.post(url, json=body, headers={"X-Turnout-Meta-Tier": "vip"}) as resp:
+                assert resp.status == 200 and resp.headers["x-turnout-model"] == "best"
+            async with http.get(str(server.make_url("/v1/models"))) as resp:
+                names = [m["id"] for m in (await resp.json())["data"]]
+                assert {"research", "smart"} <= set(names)
