@@ -54,9 +54,9 @@ async def test_research_pipeline_from_yaml_as_a_model_name() -> None:
 async def test_a_stage_primary_fails_and_its_fallback_chain_serves() -> None:
     down = fault("down", "server_error", params={"status": 503}, match={"provider": "mistral"})
     async with rig(ANSWERS, (down,), patterns=RESEARCH) as r:
-        pipeline = Pipeline.from_config(
-            r.router, r.router.config.patterns["research"].pipeline, name="research"
-        )
+        config = r.router.config.patterns["research"].pipeline
+        assert config is not None
+        pipeline = Pipeline.from_config(r.router, config, name="research")
         result = await pipeline.run("Tell me about railway turnouts")
         research = result.stages[1]
         assert research.calls == 3 and research.fallbacks == 3 and set(research.models) == {"fast"}
