@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from router.patterns.template import fields as template_fields
+
 __all__ = [
     "BudgetConfig",
     "CacheConfig",
@@ -268,6 +270,13 @@ def _stage_checks(
                 if name not in callable_names:
                     where = f"{here}.{field}" + (f"[{j}]" if field == "fallback" else "")
                     problems.append((where, f"unknown route or model {name!r}"))
+        known = {"input", *(f"stages.{s}" for s in seen), *(("item",) if stage.foreach else ())}
+        for what in ("template", "system"):
+            text = getattr(stage, what)
+            for name in sorted(template_fields(text or "") - known):
+                problems.append(
+                    (f"{here}.{what}", f"{{{name}}} has no value here (known: {', '.join(sorted(known))})")
+                )
         if stage.parallel is not None:
             problems += _stage_checks(stage.parallel, f"{here}.parallel", callable_names, list(seen))
             seen.extend(s.name for s in stage.parallel)
@@ -294,6 +303,15 @@ def cross_check(cfg: Any) -> list[tuple[str, str]]:
         problems += [
             (f"prompts.{pname}.models.{m}", "unknown model") for m in prompt.models if m not in models
         ]
+    for pname, prompt in cfg.prompts.items():
+        variants = [("default", prompt.default), *((f"models.{m}", v) for m, v in prompt.models.items())]
+        for where, v in variants:
+            for text in (v.template, v.system or ""):
+                for name in sorted(template_fields(text)):
+                    if name != "input" and not name.startswith("metadata."):
+                        problems.append(
+                            (f"prompts.{pname}.{where}", f"{{{name}}}: use {{input}} or {{metadata.KEY}}")
+                        )
     for rname, route in cfg.routes.items():
         if route.prompt is not None and route.prompt not in cfg.prompts:
             problems.append((f"routes.{rname}.prompt", f"unknown prompt {route.prompt!r}"))

@@ -170,7 +170,8 @@ def planner_from_config(config: RouterConfig, router: Router) -> Planner:
     if config.patterns:
         steps.append(PatternStep.from_config(config.patterns, router))
     if config.budgets:
-        steps.append(Budgets.from_config(config.budgets))
+        # The router's shared state store (router.state) once it has one; in-process spend until then.
+        steps.append(Budgets.from_config(config.budgets, getattr(router, "state_store", None)))
     caches = {name: r.cache for name, r in config.routes.items() if r.cache is not None}
     if caches:
         steps.append(CacheSteps(caches))

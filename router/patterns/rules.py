@@ -53,13 +53,18 @@ def user_turns(request: ChatRequest) -> int:
 
 
 def import_callable(path: str) -> Callable[..., Any]:
-    """``module:attr`` (for ``function:`` in the YAML)."""
+    """``module:attr`` (for ``function:`` and ``pydantic:`` in the YAML); a ConfigError if it is not one."""
+    from router.config import ConfigError
+
     module, _, attr = path.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import {path}: {exc}") from None
     if not callable(obj):
-        raise TypeError(f"{path} is not callable")
+        raise ConfigError(f"{path} is not callable")
     return obj
 
 

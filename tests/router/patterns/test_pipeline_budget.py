@@ -241,3 +241,29 @@ async def test_the_sidecar_serves_patterns_and_rules_by_model_name() -> None:
             async with http.get(str(server.make_url("/v1/models"))) as resp:
                 names = [m["id"] for m in (await resp.json())["data"]]
                 assert {"research", "smart"} <= set(names)
+
+
+def test_template_fields_are_checked_against_what_each_stage_and_prompt_can_see() -> None:
+    data: dict[str, Any] = {
+        "providers": {"o": {"kind": "openai", "base_url": "http://x"}},
+        "models": {"m": {"provider": "o", "model": "gpt-4o-mini"}},
+        "prompts": {"p": {"default": {"version": "v1", "template": "{inputs}"}}},
+        "patterns": {
+            "pp": {
+                "pipeline": {
+                    "stages": [
+                        {"name": "a", "route": "m", "template": "{stages.b} {item}"},
+                        {"name": "b", "route": "m", "template": "{stages.a}"},
+                    ]
+                }
+            }
+        },
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data)
+    lines = str(exc.value).splitlines()
+    assert "<config>: prompts.p.default: {inputs}: use {input} or {metadata.KEY}" in lines
+    assert (
+        "<config>: patterns.pp.pipeline.stages[0].template: {item} has no value here (known: input)" in lines
+    )
+    assert not any("stages[1]" in line for line in lines)  # {stages.a} is an earlier stage
