@@ -1,11 +1,13 @@
 # Two entry points that work on a fresh machine (see README.md):
-#   make demo   set up, then run the main job
-#   make test   set up, then lint, type-check and run the test suite
+#   make demo   set up, then run the main job: a chaos drill of the router against the mock
+#               providers with a provider outage, offline, no API keys; prints the verdict and
+#               the path of its HTML report
+#   make test   set up, then lint, type-check, run the test suite and the quick drill suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest drills bench clean
 
 $(BIN)/turnout: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +18,9 @@ $(BIN)/turnout: pyproject.toml
 setup: $(BIN)/turnout
 
 demo: setup
+	$(BIN)/turnout drill chaos/drills/provider-outage.yaml --out drill-reports
+
+hello: setup
 	$(BIN)/python -m examples.hello_mock
 
 lint: setup
@@ -28,7 +33,10 @@ typecheck: setup
 pytest: setup
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+drills: setup
+	$(BIN)/turnout drill chaos/drills/*.yaml --quick --no-progress --out drill-reports
+
+test: lint typecheck drills pytest
 
 clean:
 	rm -rf $(VENV) build *.egg-info
