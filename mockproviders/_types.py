@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Provider = Literal["openai", "anthropic", "mistral"]
-Endpoint = Literal["chat", "messages", "embeddings", "models", "other"]
+Endpoint = Literal["chat", "messages", "embeddings", "models", "files", "batches", "other"]
 EventKind = Literal["start", "content", "finish", "usage", "done", "ping", "error", "raw"]
 
 
@@ -95,6 +95,7 @@ class MockRequest:
     annotations: dict[str, Any] = field(default_factory=dict)  # copied into the journal entry
     hold: Callable[[], Awaitable[None]] | None = None  # front end's "wait until the client gives up"
     request_id: str = ""  # the id the core will send back (x-request-id / request-id); set on arrival
+    query: str = ""  # the URL's query string, without "?" (list endpoints read limit, after, ...)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ Example::
       - match: {last_message: "say no"}
         answer: {refusal: "I can't help with that."}
     default: {text: "Hello from the mock."}
+    batch: {validating: 1s, per_item: 10ms, finalizing: 1s}   # see mockproviders.batch.config
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mockproviders.batch.config import BatchConfig
 
 ProviderName = Literal["openai", "anthropic", "mistral"]
 
@@ -152,6 +155,7 @@ class MockConfig(_Strict):
     rules: tuple[Rule, ...] = ()
     default: ScriptedAnswer | None = None
     journal_size: int = Field(default=10_000, ge=1)
+    batch: BatchConfig = Field(default_factory=BatchConfig)  # batch phase durations, failures
 
     @model_validator(mode="after")
     def _latency_keys(self) -> MockConfig:

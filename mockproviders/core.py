@@ -9,6 +9,8 @@ journal. Interceptors run in the order given; each gets ``call_next`` for the re
 Order of checks in the core's own answer, as the real APIs do: unknown path (404), API key (401),
 required headers (400), rate limit (429), body validation (400, Mistral 422), unknown model (404),
 then the answer, shaped by the request's :class:`~mockproviders._types.AnswerPatch` if any.
+Files and batch endpoints (OpenAI Batch, Anthropic Message Batches) pass the same checks up to
+the rate limit, then go to :attr:`MockCore.batches` (:mod:`mockproviders.batch`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mockproviders._types import (
     StreamEvent,
 )
 from mockproviders.answers import compose
+from mockproviders.batch.service import BatchService
 from mockproviders.clock import SystemClock
 from mockproviders.config import Latency, MockConfig
 from mockproviders.errors import (
@@ -70,6 +73,7 @@ class MockCore:
         self._index = 0
         self._interceptors: tuple[Interceptor, ...] = tuple(interceptors)
         self._chain: Handler = self._build_chain()
+        self.batches = BatchService(self)  # files and batches, with their life cycles on self.clock
 
     # -- interceptors ---------------------------------------------------------------------------
 
@@ -111,11 +115,12 @@ class MockCore:
         self._model_order = {p: sorted(m) for p, m in self._models.items()}
 
     def reset(self) -> None:
-        """Forget the journal, arrival count, rate-limit windows and prompt cache."""
+        """Forget the journal, arrival count, rate-limit windows, prompt cache, files and batches."""
         self.journal.clear()
         self._index = 0
         self.limiter.reset()
         self._prompt_cache.clear()
+        self.batches.reset()
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -131,8 +136,9 @@ class MockCore:
         """Parse a raw request whose path starts with ``/openai``, ``/anthropic`` or ``/mistral``.
 
         ``headers`` must be looked up case-insensitively or have lower-case names. Returns None
-        for a path outside the three providers.
+        for a path outside the three providers. A query string (``?...``) is kept apart.
         """
+        path, _, query = path.partition("?")
         _, prefix, rel = path.split("/", 2) if path.count("/") >= 2 else ("", path.strip("/"), "")
         api = PROVIDERS.get(prefix)
         if api is None:
@@ -162,6 +168,7 @@ class MockCore:
             stream=isinstance(data, dict) and data.get("stream") is True,
             hold=hold,
             request_id=request_id(api.name, self.seed, index),
+            query=query,
         )
 
     async def dispatch(
@@ -219,6 +226,10 @@ class MockCore:
                 request_id=rid,
                 headers={**limits, **ratelimit.retry_after(req.provider, window, now)},
             )
+        if req.endpoint in ("files", "batches"):
+            response = await self.batches.handle(req)
+            response.headers.update(limits)
+            return response
         try:
             if req.endpoint == "models":
                 response = self._models_response(api, req)
@@ -281,6 +292,28 @@ class MockCore:
             await self.clock.sleep(delay * _jitter(rng, latency))
         body = json.dumps(api.render_chat(render, q, choices, usage), separators=(",", ":")).encode()
         return MockResponse(200, headers=dict(_JSON), body=body)
+
+    def answer_body(self, provider: str, body: Any, *, request_id: str, created: float) -> tuple[int, Any]:
+        """Answer a chat request body as a non-streamed request would be answered, but with no
+        interceptor, latency or rate limit: what a batch item gets. Returns (status, JSON body),
+        the answer or the provider's own error (invalid body, unknown model)."""
+        api = PROVIDERS[provider]
+        try:
+            q = api.parse_chat(body)
+            if q.stream:
+                raise FieldError(("stream",), "streaming is not supported in a batch", "value", True)
+        except FieldError as err:
+            error = field_error_response(api.name, err, request_id, {})
+            return error.status, json.loads(error.body or b"null")
+        if q.model not in self._models[provider]:
+            error = api.unknown_model(q.model, request_id)
+            return error.status, json.loads(error.body or b"null")
+        choices = compose(self.config, self.seed, provider, q, None)
+        usage = Usage(q.prompt_tokens, sum(c.completion_tokens for c in choices))
+        if q.cache_key is not None:
+            self._apply_cache(q.cache_key, min(q.cache_tokens, usage.prompt_tokens), usage)
+        render = Render(request_id.replace("-", "")[-16:], int(created), q.model)
+        return 200, api.render_chat(render, q, choices, usage)
 
     def _apply_cache(self, key: int, tokens: int, usage: Usage) -> None:
         now = self.clock.now()

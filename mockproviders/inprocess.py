@@ -127,10 +127,11 @@ class MockTransport(httpx2.AsyncBaseTransport, httpx2.BaseTransport):
     def mock_path(self, url: httpx2.URL) -> str:
         """The core's path for ``url``: ``/<provider>/<provider-relative path>``."""
         full = str(url.copy_with(query=None, fragment=None))
+        query = f"?{url.query.decode()}" if url.query else ""
         for prefix, provider in self._mounts:
             if full.startswith(prefix) and (len(full) == len(prefix) or full[len(prefix)] == "/"):
-                return f"/{provider}{full[len(prefix) :]}"
-        return url.path
+                return f"/{provider}{full[len(prefix) :]}{query}"
+        return url.path + query
 
     def _hold(self, request: httpx2.Request) -> Callable[[], Awaitable[None]]:
         timeout = request.extensions.get("timeout") or {}

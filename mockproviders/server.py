@@ -64,7 +64,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
             await asyncio.sleep(_HOLD_POLL)
 
     try:
-        answer = await core.dispatch(request.method, request.path, request.headers, body, hold=hold)
+        answer = await core.dispatch(request.method, request.path_qs, request.headers, body, hold=hold)
     except AbortConnection as exc:
         _drop(request, exc.mode)
         return web.Response(status=500)  # never reaches the client: aiohttp sees a closed socket

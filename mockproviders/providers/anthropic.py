@@ -65,6 +65,8 @@ class AnthropicAPI:
     def endpoint(self, method: str, path: str) -> Endpoint:
         if path == "/v1/messages" and method == "POST":
             return "messages"
+        if path.startswith("/v1/messages/batches"):  # mockproviders.batch
+            return "batches"
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return "models"
         return "other"

@@ -92,6 +92,8 @@ class OpenAIAPI:
         found = _ENDPOINTS.get((method, path))
         if found is None and method == "GET" and path.startswith("/v1/models/"):
             return "models"
+        if found is None and path.startswith(("/v1/files", "/v1/batches")):  # mockproviders.batch
+            return "files" if path.startswith("/v1/files") else "batches"
         return found or "other"
 
     def api_key(self, headers: Mapping[str, str]) -> str | None:
