@@ -347,3 +347,20 @@ def test_unreadable_answer_bodies_become_errored_items() -> None:
         )
     with pytest.raises(BatchResultError, match="line 1: no result object"):
         parse_anthropic_results('{"custom_id":"a"}', "res", KNOWN, _dep("anthropic"))
+
+
+async def test_the_example_runs_and_prints_its_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples.patterns import batch_example
+
+    result = await batch_example.main()
+    s = result.summary
+    assert (s.status, s.total, s.succeeded, s.errored, s.retry_succeeded, s.failed) == (
+        "completed",
+        8,
+        6,
+        2,
+        2,
+        0,
+    )
+    out = capsys.readouterr().out
+    assert "retried 2 through the router: 2 answered" in out and "q2  errored   retry" in out
