@@ -70,10 +70,8 @@ def handle(svc: BatchService, req: MockRequest) -> MockResponse:
                 return MockResponse.json_body(200, render(svc, batch))
     except FieldError as err:
         return field_error_response("openai", err, req.request_id, {})
-    return error_response(
-        "openai", 404, "invalid_request_error", f"Invalid URL ({method} {path})", code=None,
-        request_id=req.request_id,
-    )  # fmt: skip
+    msg = f"Invalid URL ({method} {path})"
+    return error_response("openai", 404, "invalid_request_error", msg, code=None, request_id=req.request_id)
 
 
 def _not_found(req: MockRequest, message: str, param: str) -> MockResponse:

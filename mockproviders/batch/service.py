@@ -107,7 +107,11 @@ class BatchService:
                 request_id=rid,
             )
             return failure.status, body
-        return self.core.answer_body(provider, item.body, request_id=rid, created=at)
+        try:
+            return self.core.answer_body(provider, item.body, request_id=rid, created=at)
+        except Exception as exc:  # a mock bug must fail one item, not every later look at the batch
+            message = f"the mock could not answer this item: {type(exc).__name__}: {exc}"
+            return 500, error_payload(provider, 500, None, message, request_id=rid)  # type: ignore[arg-type]
 
     def _failure(self, provider: str, item: Item) -> ItemError | None:
         for hook in self._hooks:

@@ -16,9 +16,11 @@ import httpx2
 import openai
 import pytest
 import pytest_asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mock_sdk_client import SDK
 
-from mockproviders.batch import BatchConfig, ItemError, parse_duration
+from mockproviders.batch import Batch, BatchConfig, Item, ItemError, parse_duration
 from mockproviders.clock import FakeClock
 from mockproviders.config import ConfigError, MockConfig, parse_config
 from mockproviders.core import MockCore
@@ -440,3 +442,47 @@ async def test_reset_forgets_batches(mock_core: MockCore, oai: openai.AsyncOpenA
     assert mock_core.batches.batches and mock_core.batches.files
     mock_core.reset()
     assert not mock_core.batches.batches and not mock_core.batches.files
+
+
+# -- invariants -----------------------------------------------------------------------------------
+
+_ORDER = {"validating": 0, "in_progress": 1, "finalizing": 2, "cancelling": 3}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    expires=st.floats(0.0, 20.0),
+    steps=st.lists(st.tuples(st.floats(0.0, 4.0), st.booleans()), min_size=1, max_size=12),
+)
+def test_life_cycle_invariants(n: int, expires: float, steps: list[tuple[float, bool]]) -> None:
+    """Whatever the clock and cancels do: counts always add up, a status never goes back, a
+    terminal batch has every item settled, and answered items stay answered."""
+    timing = BatchConfig(validating=1, per_item=0.5, finalizing=1, cancelling=2, expires=expires)
+    batch = Batch("b", "openai", 0.0, [Item(i, f"q{i}", {}) for i in range(n)], timing)
+    now, last, answered = 0.0, -1, 0
+
+    def answer(provider: str, item: Item, rid: str, at: float) -> tuple[int, Any]:
+        assert at <= now
+        return (200 if item.index % 2 else 500), {}
+
+    for advance, cancel in steps:
+        now += advance
+        if cancel:
+            batch.cancel(now)
+        batch.settle(now, answer, lambda item: f"r{item.index}")
+        status = batch.status(now)
+        counts = batch.counts()
+        assert sum(counts.values()) == n
+        rank = _ORDER.get(status, 9)
+        assert rank >= last or (last == 3 and rank == 9), (status, last)
+        last = rank
+        done = counts["succeeded"] + counts["errored"]
+        assert done >= answered
+        answered = done
+        if batch.is_terminal(now):
+            assert counts["processing"] == 0
+            ended = batch.ended_at(now)
+            assert ended is not None and ended <= now
+        if status == "completed":
+            assert counts["canceled"] == counts["expired"] == 0
