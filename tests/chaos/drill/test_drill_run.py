@@ -59,12 +59,15 @@ async def test_library_drill_joins_router_and_mock() -> None:
 
 
 async def test_sidecar_drill_over_http() -> None:
-    result = await run_drill(
-        parse_drill(
-            drill_data(traffic={"requests": 16, "concurrency": 4, "stream_share": 0.5, "routes": {"chat": 1}})
-        ),
-        mode="sidecar",
+    # Concurrent requests reach the mock in no fixed order, so a probability rule may spare them
+    # all; the first three OpenAI calls fail instead, and without retries each one falls back.
+    first_three = {**drill_data()["chaos"]["rules"][0], "when": {"first": 3}}
+    data = drill_data(
+        chaos={"rules": [first_three]},
+        traffic={"requests": 16, "concurrency": 4, "stream_share": 0.5, "routes": {"chat": 1}},
     )
+    data["router"]["overrides"]["defaults"]["retries"] = 0
+    result = await run_drill(parse_drill(data), mode="sidecar")
     assert result.mode == "sidecar"
     assert result.passed, [c for c in result.results if not c.passed]
     reqs = result.obs.requests
