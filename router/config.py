@@ -305,6 +305,13 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return result
 
 
+# Top-level sections of the same file that belong to `turnout serve` (router.sidecar.settings
+# validates them there). One file serves both the sidecar and the library, so the library skips
+# them; any other unknown section is still an error.
+SIDECAR_SECTIONS = ("server", "audit", "alerts")
+
+
 def load_config(path: str | os.PathLike[str]) -> RouterConfig:
-    """:func:`load_yaml` then :func:`parse_config`."""
-    return parse_config(load_yaml(path), source=str(path))
+    """:func:`load_yaml` then :func:`parse_config`, leaving out the sidecar's own sections."""
+    data = {k: v for k, v in load_yaml(path).items() if k not in SIDECAR_SECTIONS}
+    return parse_config(data, source=str(path))

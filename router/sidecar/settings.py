@@ -13,9 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from router.config import SIDECAR_SECTIONS
 from router.sidecar.alerts import AlertsSettings
-
-SIDECAR_SECTIONS = ("server", "audit", "alerts")
 
 
 class SettingsError(ValueError):

@@ -92,3 +92,15 @@ def test_not_a_mapping(tmp_path: Path) -> None:
         load_config(write(tmp_path, "- a\n- b\n"))
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "a: [\n"))
+
+
+def test_the_library_reads_a_sidecar_file_but_not_a_misspelt_section(tmp_path: Path) -> None:
+    # One file serves `turnout serve` and Router.from_file: the sidecar's sections are skipped...
+    serving = GOOD + "server: {port: 8200}\naudit: {path: stdout}\nalerts: {interval: 15}\n"
+    assert (
+        load_config(write(tmp_path, serving)).routes.keys()
+        == load_config(write(tmp_path, GOOD)).routes.keys()
+    )
+    # ...and any other unknown section is still named as an error.
+    with pytest.raises(ConfigError, match="sever: unknown field"):
+        load_config(write(tmp_path, GOOD + "sever: {port: 8200}\n"))
