@@ -291,6 +291,9 @@ class RedisStore:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # redis errors, OSError, bad replies: all mean "not now"
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the client turned our cancel into an error
+                raise asyncio.CancelledError from exc
             raise StateStoreError(f"redis at {self.url}: {type(exc).__name__}: {exc}") from exc
 
     # --- buckets ---------------------------------------------------------------------------------

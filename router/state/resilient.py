@@ -135,8 +135,8 @@ class ResilientStore:
     async def _write_loop(self) -> None:
         assert self._wake is not None and self._idle is not None
         pending = self._pending
-        while True:
-            while pending:
+        while not self._closed:
+            while pending and not self._closed:
                 fn, args = pending.popleft()
                 if not self.up:
                     self.dropped += 1
@@ -147,7 +147,8 @@ class ResilientStore:
                     self.failed(exc)
             self._idle.set()
             self._wake.clear()
-            await self._wake.wait()
+            if not self._closed:
+                await self._wake.wait()
 
     async def flush(self) -> None:
         """Wait until every queued write was sent (or dropped)."""
@@ -231,6 +232,8 @@ class ResilientStore:
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._wake is not None:
+            self._wake.set()  # the writer ends at its next turn (a client may swallow a cancel)
         for task in (self._writer, self._reconnect):
             if task is not None and not task.done():
                 task.cancel()

@@ -47,6 +47,9 @@ class SharedDeployment:
 
     __slots__ = (
         "_last_observe",
+        "_refund_queued",
+        "_refund_requests",
+        "_refund_tokens",
         "breaker",
         "clock",
         "key",
@@ -79,6 +82,8 @@ class SharedDeployment:
         )
         self.probing = False  # this replica holds the shared probe lease
         self._last_observe = float("-inf")
+        self._refund_tokens = self._refund_requests = 0
+        self._refund_queued = False
         breaker.shared = self
         limiter.shared = self
         store.deployments.append(self)
@@ -165,10 +170,21 @@ class SharedDeployment:
         self.store.submit(self.store.primary.trip, self.key, self._wall(until), self.spec, now)
 
     def refund(self, tokens: int, requests: int) -> None:
+        # Refunds add up: they are summed here and sent as one write when the queue reaches
+        # them, so a token estimate corrected on every response does not mean a write each.
         if (tokens and self.limits.tpm is not None) or (requests and self.limits.rpm is not None):
-            self.store.submit(
-                self.store.primary.refund, self.key, self.limits, tokens, requests, self.clock.wall()
-            )
+            self._refund_tokens += tokens
+            self._refund_requests += requests
+            if not self._refund_queued:
+                self._refund_queued = True
+                self.store.submit(self._send_refund)
+
+    async def _send_refund(self) -> None:
+        tokens, requests = self._refund_tokens, self._refund_requests
+        self._refund_tokens = self._refund_requests = 0
+        self._refund_queued = False
+        if tokens or requests:
+            await self.store.primary.refund(self.key, self.limits, tokens, requests, self.clock.wall())
 
     def observe(self, snap: RateLimitSnapshot) -> None:
         rr, rt = snap.remaining_requests, snap.remaining_tokens

@@ -1,0 +1,225 @@
+"""Benchmark: the cost per request of the Redis state store against the in-memory default.
+
+The mock (``turnout mock``) and ``redis-server`` run in child processes; this process runs two
+routers on the same config, one with ``state: {backend: memory}`` (the baseline: local breaker and
+limiter objects, no store call) and one with ``state: {backend: redis}`` (one Lua admission per
+attempt, outcomes queued), alternating rounds A B A B at fixed concurrency. The deployment has
+rpm and tpm limits, so the admission script really runs both buckets.
+
+It prints throughput, latency and client CPU per request for both, the ratio redis/memory, and
+the raw cost of one admission: the local objects, ``MemoryStore.admit`` and ``RedisStore.admit``
+(one at a time, and at the same concurrency).
+
+    .venv/bin/python bench/bench_state.py [--rounds 4] [--requests 3000] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from importlib import metadata
+from typing import Any
+
+PROMPT = "Say hello to the bench."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, child: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.05)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _config(base: str, backend: str, redis_url: str) -> Any:
+    from router import parse_config
+
+    return parse_config(
+        {
+            "providers": {
+                "openai": {"kind": "openai", "base_url": f"{base}/openai/v1", "api_key": "sk-bench"}
+            },
+            "models": {"gpt": {"provider": "openai", "model": "gpt-4o-mini", "rpm": 10**7, "tpm": 10**10}},
+            "defaults": {"retries": 0},
+            "state": {"backend": backend, "url": redis_url, "prefix": "bench", "timeout": "1s"},
+        }
+    )
+
+
+async def _round(
+    call: Callable[[], Awaitable[Any]], requests: int, concurrency: int
+) -> tuple[float, list[float], float]:
+    latencies: list[float] = []
+    left = requests
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            t0 = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - t0)
+
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return requests / elapsed, latencies, (time.process_time() - cpu0) / requests
+
+
+async def _routers(args: argparse.Namespace, base: str, redis_url: str) -> None:
+    from router import ChatRequest, Message, Router
+    from router.state.resilient import ResilientStore
+
+    routers = {b: Router(_config(base, b, redis_url)) for b in ("memory", "redis")}
+    request = ChatRequest(model="gpt", messages=[Message("user", PROMPT)])
+    calls = {b: (lambda r=r: r.complete(request)) for b, r in routers.items()}
+    rps: dict[str, list[float]] = {b: [] for b in routers}
+    lat: dict[str, list[float]] = {b: [] for b in routers}
+    cpu: dict[str, list[float]] = {b: [] for b in routers}
+    try:
+        for b in routers:
+            await _round(calls[b], min(500, args.requests), args.concurrency)
+        print(f"\n== router.complete against the mock, c={args.concurrency} ==")
+        for i in range(args.rounds):
+            for b in routers:
+                t, ls, c = await _round(calls[b], args.requests, args.concurrency)
+                rps[b].append(t)
+                lat[b].extend(ls)
+                cpu[b].append(c)
+                print(f"  round {i + 1} {b:6}: {t:7.0f} req/s, client CPU {c * 1e6:5.0f} us/req", flush=True)
+        store = routers["redis"].state_store
+        assert isinstance(store, ResilientStore)
+        if not store.up or store.errors:
+            raise RuntimeError(f"the redis store failed during the run: {store.snapshot()}")
+    finally:
+        for r in routers.values():
+            await r.aclose()
+    print(f"  {'':7} {'req/s (median)':>15} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
+    for b in routers:
+        v = lat[b]
+        print(
+            f"  {b:7} {statistics.median(rps[b]):15.0f} {_pct(v, 0.5):8.2f} {_pct(v, 0.95):8.2f}"
+            f" {_pct(v, 0.99):8.2f} {statistics.median(cpu[b]) * 1e6:11.0f}"
+        )
+    ratio = statistics.median(rps["redis"]) / statistics.median(rps["memory"])
+    pairs = [r / m for r, m in zip(rps["redis"], rps["memory"], strict=True)]
+    added_cpu = (statistics.median(cpu["redis"]) - statistics.median(cpu["memory"])) * 1e6
+    added_p50 = _pct(lat["redis"], 0.5) - _pct(lat["memory"], 0.5)
+    print(
+        f"  ratio redis/memory throughput: {ratio:.2f} (per round: {', '.join(f'{p:.2f}' for p in pairs)});"
+        f" added client CPU {added_cpu:.0f} us/request, added p50 {added_p50:.2f} ms"
+    )
+
+
+async def _raw(args: argparse.Namespace, redis_url: str) -> None:
+    from router.breaker import CircuitBreaker
+    from router.ratelimit import RateLimiter
+    from router.state import BreakerSpec, BucketSpec
+    from router.state.memory import MemoryStore
+    from router.state.redis import RedisStore
+
+    limits, spec = BucketSpec(10**9, 10**12), BreakerSpec()
+    n = args.ops
+    print(f"\n== one admission (breaker + request and token buckets), {n} ops ==")
+    breaker, limiter = CircuitBreaker(), RateLimiter(10**9, 10**12)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        breaker.allow()
+        limiter.try_acquire(100)
+    local = (time.perf_counter() - t0) / n
+    print(f"  local objects (the memory hot path): {local * 1e6:8.2f} us/op")
+    results: dict[str, float] = {}
+    for store in (MemoryStore(), RedisStore(redis_url, prefix="bench-raw", timeout=1.0)):
+        await store.admit("d", limits, spec, 100, time.time(), 30.0, "me")  # load the script
+
+        async def one(store: Any = store) -> None:
+            await store.admit("d", limits, spec, 100, time.time(), 30.0, "me")
+
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await one()
+        seq = (time.perf_counter() - t0) / n
+        rate, _, cpu_per = await _round(one, n, args.concurrency)
+        results[store.name] = seq
+        print(
+            f"  {type(store).__name__:12} sequential {seq * 1e6:8.1f} us/op;"
+            f" c={args.concurrency}: {rate:8.0f} ops/s, client CPU {cpu_per * 1e6:5.1f} us/op"
+        )
+        await store.aclose()
+    print(f"  ratio RedisStore/local objects per admission: {results['redis'] / local:.0f}x")
+
+
+async def _main(args: argparse.Namespace, base: str, redis_url: str) -> None:
+    await _routers(args, base, redis_url)
+    await _raw(args, redis_url)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per round")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--ops", type=int, default=5000, help="operations for the raw admission cost")
+    args = parser.parse_args()
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        print("redis-server is not installed (apt-get install -y redis-server)", file=sys.stderr)
+        return 2
+    versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("aiohttp", "redis", "turnout"))
+    redis_version = subprocess.run([redis_bin, "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
+    print(f"python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs, {platform.platform()}")
+    print(redis_version)
+    print(f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
+    print(f"rounds {args.rounds} x {args.requests} requests, concurrency {args.concurrency}, A/B alternating")
+    mock_port, redis_port = _free_port(), _free_port()
+    mock = subprocess.Popen(
+        [sys.executable, "-m", "turnout", "mock", "--port", str(mock_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    redis = subprocess.Popen(
+        [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(mock_port, mock, "turnout mock")
+        _wait_port(redis_port, redis, "redis-server")
+        print(f"mock: turnout mock --port {mock_port}; redis-server --port {redis_port} (own processes)")
+        asyncio.run(_main(args, f"http://127.0.0.1:{mock_port}", f"redis://127.0.0.1:{redis_port}/0"))
+    finally:
+        for child in (mock, redis):
+            child.terminate()
+            child.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
