@@ -224,6 +224,10 @@ class RequestRun:
 
     async def _gate(self, rt: DeploymentRuntime) -> tuple[int, float] | None:
         """Breaker and limiter: ``(token estimate, seconds waited)``, or None after recording a skip."""
+        if rt.shared is not None:  # shared state (router.state); False: the store is down, go local
+            shared = await rt.shared.gate(self, rt)
+            if shared is not False:
+                return shared
         now = self.clock.now()
         breaker = rt.breaker
         if not breaker.allow():

@@ -29,6 +29,7 @@ from router.adapters import Adapter, AdapterEvent, CallOptions
 from router.clock import SYSTEM_CLOCK, Clock
 from router.config import RouterConfig, load_config
 from router.hooks import RouterListener
+from router.state.build import build_store, store_snapshot
 from router.types import (
     AuditRecord,
     ChatRequest,
@@ -101,12 +102,16 @@ class Router:
         self.config = config
         self.clock: Clock = clock or SYSTEM_CLOCK
         self._listeners: list[RouterListener] = list(listeners)
+        # Limits, breakers and budgets shared between replicas (router.state): a MemoryStore
+        # unless the `state:` section says redis; budgets use `state_store.add_spend/get_spend`.
+        self.state_store, shared = build_store(config.state, self.clock)
         self._adapters, self._deployments, self._plans, self._prices = build_runtime(
             config,
             clock=self.clock,
             rng=random.Random(rng_seed),
             adapters=adapters,
             on_breaker_change=self._breaker_changed,
+            state=shared,
         )
         self._rate_limit_wait = config.defaults.rate_limit_wait
         self._ids = itertools.count(1)
@@ -186,6 +191,7 @@ class Router:
                 for name, p in self._plans.items()
                 if name in self.config.routes
             },
+            "state": store_snapshot(self.state_store),
         }
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
@@ -337,6 +343,7 @@ class Router:
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
             await adapter.aclose()
+        await self.state_store.aclose()
 
     async def __aenter__(self) -> Router:
         return self
