@@ -11,8 +11,20 @@ import argparse
 PROVIDERS = ("openai", "anthropic", "mistral")
 
 
+def upstream_url(value: str) -> str:
+    """An absolute http(s) URL with a host, or an argparse error that says what is wrong."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an http:// or https:// URL with a host")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--upstream", required=True, metavar="URL", help="base URL to forward to")
+    parser.add_argument(
+        "--upstream", required=True, metavar="URL", type=upstream_url, help="base URL to forward to"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8200, help="port to listen on (default 8200; 0 = any)")
     parser.add_argument("--scenario", metavar="FILE", help="a chaos scenario (YAML): rules, limits, seed")

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx2
+import pytest
 from chaos_helpers import CHAT
 
 from chaos import library
@@ -68,3 +69,11 @@ def test_bad_scenario_exits_2_naming_the_problem(tmp_path: Path, capsys: object)
     assert main(["proxy", "--upstream", "http://127.0.0.1:1", "--scenario", str(bad)]) == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert err.count(f"{bad}: invalid scenario") == 2 and "unknown fault 'nope'" in err
+
+
+@pytest.mark.parametrize("upstream", ["notaurl", "ftp://example.org", "http://", "127.0.0.1:8100"])
+def test_proxy_rejects_an_upstream_that_is_not_an_http_url(upstream: str, capsys: object) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["proxy", "--upstream", upstream])
+    assert exit_.value.code == 2
+    assert "is not an http:// or https:// URL with a host" in capsys.readouterr().err  # type: ignore[attr-defined]
