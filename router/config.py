@@ -131,7 +131,6 @@ class DeploymentConfig(_Model):
     max_tokens: int | None = Field(default=None, gt=0)
     context_window: int | None = Field(default=None, gt=0)
     prices: PricesConfig | None = None
-    weight: float = Field(default=1.0, ge=0)  # reserved for weighted routing patterns; not read by the engine
 
 
 class RouteConfig(_Model):

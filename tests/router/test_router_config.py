@@ -87,6 +87,16 @@ def test_errors_name_the_field(patch: tuple[str, ...], expected: str) -> None:
     assert str(info.value).startswith("cfg.yaml: ")
 
 
+def test_weight_is_not_accepted() -> None:
+    """Nothing reads a deployment weight, so a config that sets one is told so, not ignored."""
+    import yaml
+
+    data = yaml.safe_load(GOOD.replace("${TT_KEY:-sk-test}", "k"))
+    data["models"]["gpt-4o-mini"]["weight"] = 2
+    with pytest.raises(ConfigError, match=r"cfg.yaml: models.gpt-4o-mini.weight: unknown field"):
+        parse_config(data, source="cfg.yaml")
+
+
 def test_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(write(tmp_path, "- a\n- b\n"))
