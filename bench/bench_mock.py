@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
-import time
-from importlib import metadata
+
+from _common import pct, print_header, rss_mb, timed_round
 
 PATH = "/openai/v1/chat/completions"
 BODY = json.dumps(
@@ -67,38 +64,15 @@ async def _serve() -> None:
 # -- the parent: the client ------------------------------------------------------------------------
 
 
-def _rss_kb(pid: int) -> dict[str, int]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1])
-    return out
-
-
 async def _round(session, url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
-    latencies: list[float] = []
-    left = requests
+    async def post() -> None:
+        async with session.post(url, data=BODY, headers=HEADERS) as resp:
+            await resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"{url}: status {resp.status}")
 
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            t0 = time.perf_counter()
-            async with session.post(url, data=BODY, headers=HEADERS) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"{url}: status {resp.status}")
-            latencies.append(time.perf_counter() - t0)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return requests / (time.perf_counter() - start), latencies
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+    throughput, latencies, _ = await timed_round(post, requests, concurrency)
+    return throughput, latencies
 
 
 async def _client(args: argparse.Namespace, ports: dict[str, int], pid: int) -> None:
@@ -118,20 +92,20 @@ async def _client(args: argparse.Namespace, ports: dict[str, int], pid: int) -> 
                 rps[name].append(throughput)
                 lat[name].extend(latencies)
                 print(f"  round {r + 1} {name:4}: {throughput:8.0f} req/s", flush=True)
-            steady.append(_rss_kb(pid)["VmRSS"])
+            steady.append(rss_mb(pid)[0])
     print()
     print(f"{'':6} {'req/s (median)':>15} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for name in ("bare", "mock"):
         vals = lat[name]
         med = statistics.median(rps[name])
-        print(f"{name:6} {med:15.0f} {_pct(vals, 0.5):8.2f} {_pct(vals, 0.95):8.2f} {_pct(vals, 0.99):8.2f}")
+        print(f"{name:6} {med:15.0f} {pct(vals, 0.5):8.2f} {pct(vals, 0.95):8.2f} {pct(vals, 0.99):8.2f}")
     ratio = statistics.median(rps["mock"]) / statistics.median(rps["bare"])
     verdict = "meets" if ratio >= 0.5 else "MISSES"
     print(f"\nratio mock/bare throughput: {ratio:.2f} ({verdict} the >= 0.50 target)")
     pairs = [m / b for m, b in zip(rps["mock"], rps["bare"], strict=True)]
     print(f"per-round ratios: {', '.join(f'{p:.2f}' for p in pairs)} (median {statistics.median(pairs):.2f})")
-    peak = _rss_kb(pid)["VmHWM"] / 1024
-    print(f"server process RSS: steady {statistics.median(steady) / 1024:.1f} MB, peak {peak:.1f} MB")
+    peak = rss_mb(pid)[1]
+    print(f"server process RSS: steady {statistics.median(steady):.1f} MB, peak {peak:.1f} MB")
 
 
 def main() -> int:
@@ -144,10 +118,7 @@ def main() -> int:
     if args.serve:
         asyncio.run(_serve())
         return 0
-    versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("aiohttp", "turnout"))
-    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(f"python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs, {platform.platform()}")
-    print(f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
+    print_header(("aiohttp", "turnout"))
     print(f"rounds {args.rounds} x {args.requests} requests, concurrency {args.concurrency}\n")
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True

@@ -21,44 +21,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import json
-import os
-import platform
 import resource
-import socket
 import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _common import free_port, print_header, print_table, rss_mb, start_mock, timed_round, wait_port
 
 PRIMARY, FALLBACK = "gpt-4o", "gpt-4o-mini"
 PROMPT = "Say hello to the bench."
 HEADERS = {"authorization": "Bearer sk-bench", "content-type": "application/json"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def _rss_mb() -> tuple[float, float]:
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0]] = int(line.split()[1]) / 1024
-    return out["VmRSS"], out["VmHWM"]
 
 
 def _config(base: str) -> Any:
@@ -77,27 +51,6 @@ def _config(base: str) -> Any:
             "defaults": {"retries": 0, "breaker": {"failures": 1_000_000_000, "window": "1s"}},
         }
     )
-
-
-async def _round(
-    call: Callable[[], Awaitable[None]], requests: int, concurrency: int
-) -> tuple[float, list[float], float]:
-    latencies: list[float] = []
-    left = requests
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            t0 = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - t0)
-
-    cpu0 = time.process_time()
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    return requests / elapsed, latencies, (time.process_time() - cpu0) / requests
 
 
 async def _scenario(name: str, args: argparse.Namespace, base: str) -> dict[str, float]:
@@ -142,11 +95,13 @@ async def _scenario(name: str, args: argparse.Namespace, base: str) -> dict[str,
     cpu: dict[str, list[float]] = {"bare": [], "router": []}
     try:
         for who in ("bare", "router"):  # warm up both
-            await _round(calls[who], min(500, args.requests), args.concurrency)
+            await timed_round(calls[who], min(500, args.requests), args.concurrency)
         print(f"\n== {name} ==")
         for i in range(args.rounds):
             for who in ("bare", "router"):
-                throughput, latencies, cpu_per = await _round(calls[who], args.requests, args.concurrency)
+                throughput, latencies, cpu_per = await timed_round(
+                    calls[who], args.requests, args.concurrency
+                )
                 rps[who].append(throughput)
                 lat[who].extend(latencies)
                 cpu[who].append(cpu_per)
@@ -160,20 +115,14 @@ async def _scenario(name: str, args: argparse.Namespace, base: str) -> dict[str,
 
             profiler = Profiler(interval=0.0005, async_mode="disabled")
             profiler.start()
-            await _round(routed, args.requests, args.concurrency)
+            await timed_round(routed, args.requests, args.concurrency)
             profiler.stop()
             await asyncio.to_thread(Path(args.profile).write_text, profiler.output_html())
             print(profiler.output_text(unicode=False, color=False, show_all=False)[:6000])
     finally:
         await router.aclose()
         await session.close()
-    print(f"  {'':7} {'req/s (median)':>15} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
-    for who in ("bare", "router"):
-        v = lat[who]
-        print(
-            f"  {who:7} {statistics.median(rps[who]):15.0f} {_pct(v, 0.5):8.2f} {_pct(v, 0.95):8.2f}"
-            f" {_pct(v, 0.99):8.2f} {statistics.median(cpu[who]) * 1e6:11.0f}"
-        )
+    print_table(("bare", "router"), rps, lat, cpu)
     ratio = statistics.median(rps["router"]) / statistics.median(rps["bare"])
     pairs = [r / b for r, b in zip(rps["router"], rps["bare"], strict=True)]
     target = 0.6 if name == "healthy" else 0.3
@@ -189,8 +138,8 @@ async def _main(args: argparse.Namespace, base: str) -> None:
     steady = []
     for name in ("healthy", "fallback") if args.scenario == "both" else (args.scenario,):
         await _scenario(name, args, base)
-        steady.append(_rss_mb()[0])
-    peak = _rss_mb()[1]
+        steady.append(rss_mb()[0])
+    peak = rss_mb()[1]
     steady_mb = statistics.median(steady)
     print(f"\nclient process RSS (bare client + router): steady {steady_mb:.1f} MB, peak {peak:.1f} MB")
 
@@ -206,27 +155,12 @@ def main() -> int:
     )
     parser.add_argument("--profile-scenario", choices=["healthy", "fallback"], default="healthy")
     args = parser.parse_args()
-    versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("aiohttp", "turnout", "pydantic"))
-    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(f"python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs, {platform.platform()}")
-    print(f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
+    print_header(("aiohttp", "turnout", "pydantic"))
     print(f"rounds {args.rounds} x {args.requests} requests, concurrency {args.concurrency}, A/B alternating")
-    port = _free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "turnout", "mock", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port = free_port()
+    child = start_mock(port)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or child.poll() is not None:
-                    raise RuntimeError("turnout mock did not start") from None
-                time.sleep(0.1)
+        wait_port(port, child, "turnout mock", poll=0.1)
         print(f"mock: turnout mock --port {port} (pid {child.pid}, its own process)")
         asyncio.run(_main(args, f"http://127.0.0.1:{port}"))
     finally:

@@ -17,43 +17,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
-import os
-import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from importlib import metadata
 from typing import Any
 
+from _common import free_port, pct, print_header, print_table, start_mock, timed_round, wait_port
+
 PROMPT = "Say hello to the bench."
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, child: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline or child.poll() is not None:
-                raise RuntimeError(f"{what} did not start") from None
-            time.sleep(0.05)
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def _config(base: str, backend: str, redis_url: str) -> Any:
@@ -71,27 +44,6 @@ def _config(base: str, backend: str, redis_url: str) -> Any:
     )
 
 
-async def _round(
-    call: Callable[[], Awaitable[Any]], requests: int, concurrency: int
-) -> tuple[float, list[float], float]:
-    latencies: list[float] = []
-    left = requests
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            t0 = time.perf_counter()
-            await call()
-            latencies.append(time.perf_counter() - t0)
-
-    cpu0 = time.process_time()
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    return requests / elapsed, latencies, (time.process_time() - cpu0) / requests
-
-
 async def _routers(args: argparse.Namespace, base: str, redis_url: str) -> None:
     from router import ChatRequest, Message, Router
     from router.state.resilient import ResilientStore
@@ -104,11 +56,11 @@ async def _routers(args: argparse.Namespace, base: str, redis_url: str) -> None:
     cpu: dict[str, list[float]] = {b: [] for b in routers}
     try:
         for b in routers:
-            await _round(calls[b], min(500, args.requests), args.concurrency)
+            await timed_round(calls[b], min(500, args.requests), args.concurrency)
         print(f"\n== router.complete against the mock, c={args.concurrency} ==")
         for i in range(args.rounds):
             for b in routers:
-                t, ls, c = await _round(calls[b], args.requests, args.concurrency)
+                t, ls, c = await timed_round(calls[b], args.requests, args.concurrency)
                 rps[b].append(t)
                 lat[b].extend(ls)
                 cpu[b].append(c)
@@ -120,17 +72,11 @@ async def _routers(args: argparse.Namespace, base: str, redis_url: str) -> None:
     finally:
         for r in routers.values():
             await r.aclose()
-    print(f"  {'':7} {'req/s (median)':>15} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
-    for b in routers:
-        v = lat[b]
-        print(
-            f"  {b:7} {statistics.median(rps[b]):15.0f} {_pct(v, 0.5):8.2f} {_pct(v, 0.95):8.2f}"
-            f" {_pct(v, 0.99):8.2f} {statistics.median(cpu[b]) * 1e6:11.0f}"
-        )
+    print_table(routers, rps, lat, cpu)
     ratio = statistics.median(rps["redis"]) / statistics.median(rps["memory"])
     pairs = [r / m for r, m in zip(rps["redis"], rps["memory"], strict=True)]
     added_cpu = (statistics.median(cpu["redis"]) - statistics.median(cpu["memory"])) * 1e6
-    added_p50 = _pct(lat["redis"], 0.5) - _pct(lat["memory"], 0.5)
+    added_p50 = pct(lat["redis"], 0.5) - pct(lat["memory"], 0.5)
     print(
         f"  ratio redis/memory throughput: {ratio:.2f} (per round: {', '.join(f'{p:.2f}' for p in pairs)});"
         f" added client CPU {added_cpu:.0f} us/request, added p50 {added_p50:.2f} ms"
@@ -165,7 +111,7 @@ async def _raw(args: argparse.Namespace, redis_url: str) -> None:
         for _ in range(n):
             await one()
         seq = (time.perf_counter() - t0) / n
-        rate, _, cpu_per = await _round(one, n, args.concurrency)
+        rate, _, cpu_per = await timed_round(one, n, args.concurrency)
         results[store.name] = seq
         print(
             f"  {type(store).__name__:12} sequential {seq * 1e6:8.1f} us/op;"
@@ -191,27 +137,19 @@ def main() -> int:
     if redis_bin is None:
         print("redis-server is not installed (apt-get install -y redis-server)", file=sys.stderr)
         return 2
-    versions = ", ".join(f"{d} {metadata.version(d)}" for d in ("aiohttp", "redis", "turnout"))
     redis_version = subprocess.run([redis_bin, "--version"], capture_output=True, text=True).stdout.strip()
-    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(f"python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs, {platform.platform()}")
-    print(redis_version)
-    print(f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
+    print_header(("aiohttp", "redis", "turnout"), redis_version)
     print(f"rounds {args.rounds} x {args.requests} requests, concurrency {args.concurrency}, A/B alternating")
-    mock_port, redis_port = _free_port(), _free_port()
-    mock = subprocess.Popen(
-        [sys.executable, "-m", "turnout", "mock", "--port", str(mock_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    mock_port, redis_port = free_port(), free_port()
+    mock = start_mock(mock_port)
     redis = subprocess.Popen(
         [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_port(mock_port, mock, "turnout mock")
-        _wait_port(redis_port, redis, "redis-server")
+        wait_port(mock_port, mock, "turnout mock")
+        wait_port(redis_port, redis, "redis-server")
         print(f"mock: turnout mock --port {mock_port}; redis-server --port {redis_port} (own processes)")
         asyncio.run(_main(args, f"http://127.0.0.1:{mock_port}", f"redis://127.0.0.1:{redis_port}/0"))
     finally:

@@ -1,0 +1,116 @@
+"""Plumbing the benchmark scripts share: ports, child processes, timed rounds, stats, header.
+
+Each script runs as ``.venv/bin/python bench/bench_X.py``, so this folder is on ``sys.path``
+and the scripts import this module as ``_common``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, child: subprocess.Popen[bytes], what: str, poll: float = 0.05) -> None:
+    """Block until ``port`` accepts a connection; fail if ``child`` exits or 20 s pass."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(poll)
+
+
+def start_mock(port: int) -> subprocess.Popen[bytes]:
+    """``turnout mock --port PORT`` in its own process, output discarded."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "turnout", "mock", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (seconds), in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def rss_mb(pid: int | str = "self") -> tuple[float, float]:
+    """(current RSS, peak RSS) of process ``pid``, in MB, from ``/proc``."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return out["VmRSS"], out["VmHWM"]
+
+
+async def timed_round(
+    call: Callable[[], Awaitable[Any]], requests: int, concurrency: int
+) -> tuple[float, list[float], float]:
+    """Run ``call`` ``requests`` times from ``concurrency`` workers.
+
+    Returns (requests per second, each call's latency in seconds, client CPU seconds per call).
+    """
+    latencies: list[float] = []
+    left = requests
+
+    async def worker() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            t0 = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - t0)
+
+    cpu0 = time.process_time()
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return requests / elapsed, latencies, (time.process_time() - cpu0) / requests
+
+
+def print_header(dists: Iterable[str], *extra: str) -> None:
+    """The command, Python and package versions, CPUs, platform, any ``extra`` lines, the date."""
+    versions = ", ".join(f"{d} {metadata.version(d)}" for d in dists)
+    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
+    print(f"python {platform.python_version()}, {versions}, {os.cpu_count()} CPUs, {platform.platform()}")
+    for line in extra:
+        print(line)
+    print(f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}")
+
+
+def print_table(
+    names: Iterable[str],
+    rps: Mapping[str, list[float]],
+    lat: Mapping[str, list[float]],
+    cpu: Mapping[str, list[float]],
+) -> None:
+    """Median throughput, p50/p95/p99 latency and median client CPU per request, one row a name."""
+    print(f"  {'':7} {'req/s (median)':>15} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
+    for name in names:
+        v = lat[name]
+        print(
+            f"  {name:7} {statistics.median(rps[name]):15.0f} {pct(v, 0.5):8.2f} {pct(v, 0.95):8.2f}"
+            f" {pct(v, 0.99):8.2f} {statistics.median(cpu[name]) * 1e6:11.0f}"
+        )
