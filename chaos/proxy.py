@@ -17,12 +17,8 @@ is forwarded without ``accept-encoding``, so the proxy can read the frames it ma
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
-import struct
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -33,7 +29,9 @@ from chaos.control import add_control_routes
 from chaos.engine import FAULT_HEADER, FAULT_PARAMS_HEADER, ChaosEngine
 from chaos.sse import SSEParser
 from mockproviders._types import AbortConnection, MockRequest, MockResponse, Provider, StreamEvent
+from mockproviders.core import parse_body
 from mockproviders.providers import PROVIDERS
+from mockproviders.server import drop_connection
 
 HOP_BY_HOP = frozenset(
     {
@@ -95,13 +93,7 @@ class ChaosProxy:
         provider, rel = infer_provider(request.path, self.provider)
         api = PROVIDERS[provider]
         headers = {k.lower(): v for k, v in request.headers.items()}
-        data: Any = None
-        if body:
-            try:
-                data = json.loads(body)
-            except ValueError:
-                data = None
-        model = data.get("model") if isinstance(data, dict) else None
+        data, model, stream = parse_body(body)
 
         async def hold() -> None:
             # aiohttp signals no event when a client leaves while its handler runs: poll the socket.
@@ -118,9 +110,9 @@ class ChaosProxy:
             index=len(self.engine.journal),
             received_at=self.engine.clock.now(),
             json=data,
-            model=model if isinstance(model, str) else None,
+            model=model,
             api_key=api.api_key(headers),
-            stream=isinstance(data, dict) and data.get("stream") is True,
+            stream=stream,
             hold=hold,
         )
 
@@ -135,7 +127,7 @@ class ChaosProxy:
         try:
             answer = await self.engine(mreq, forward)
         except AbortConnection as exc:
-            _drop(request, exc.mode)
+            drop_connection(request, exc.mode)
             return web.Response(status=500)  # never reaches the client: the socket is gone
         return await self._render(request, answer)
 
@@ -181,7 +173,7 @@ class ChaosProxy:
                 await response.write(chunk)
             await response.write_eof()
         except AbortConnection as exc:
-            _drop(request, exc.mode)
+            drop_connection(request, exc.mode)
         except ConnectionError:
             pass  # the client went away mid-stream
         finally:
@@ -218,20 +210,6 @@ async def _events(upstream: aiohttp.ClientResponse) -> AsyncIterator[StreamEvent
         raise AbortConnection("close", f"upstream stream broke: {exc}") from exc
     finally:
         upstream.release()
-
-
-def _drop(request: web.Request, mode: str) -> None:
-    transport = request.transport
-    if transport is None:
-        return
-    if mode == "reset":
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    else:
-        transport.close()
 
 
 def create_proxy_app(

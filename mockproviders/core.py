@@ -53,6 +53,20 @@ _SSE = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no
 _PLACEHOLDER_RID = "req_mock"
 
 
+def parse_body(body: bytes) -> tuple[Any, str | None, bool]:
+    """A request body's JSON (None when empty or not JSON), its ``model`` when that is a string,
+    and whether it asks to stream (``"stream": true``)."""
+    data: Any = None
+    if body:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+    model = data.get("model") if isinstance(data, dict) else None
+    stream = isinstance(data, dict) and data.get("stream") is True
+    return data, model if isinstance(model, str) else None, stream
+
+
 class MockCore:
     """Answers requests for all three providers; one instance per mock server or test."""
 
@@ -144,13 +158,7 @@ class MockCore:
         if api is None:
             return None
         rel = "/" + rel
-        data: Any = None
-        if body:
-            try:
-                data = json.loads(body)
-            except ValueError:
-                data = None
-        model = data.get("model") if isinstance(data, dict) else None
+        data, model, stream = parse_body(body)
         index = self._index
         self._index += 1
         return MockRequest(
@@ -163,9 +171,9 @@ class MockCore:
             index=index,
             received_at=self.clock.now(),
             json=data,
-            model=model if isinstance(model, str) else None,
+            model=model,
             api_key=api.api_key(headers),
-            stream=isinstance(data, dict) and data.get("stream") is True,
+            stream=stream,
             hold=hold,
             request_id=request_id(api.name, self.seed, index),
             query=query,

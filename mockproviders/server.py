@@ -66,7 +66,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     try:
         answer = await core.dispatch(request.method, request.path_qs, request.headers, body, hold=hold)
     except AbortConnection as exc:
-        _drop(request, exc.mode)
+        drop_connection(request, exc.mode)
         return web.Response(status=500)  # never reaches the client: aiohttp sees a closed socket
     if answer.stream is None:
         return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
@@ -76,13 +76,14 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         async for event in answer.stream:
             await response.write(event.encode())
     except AbortConnection as exc:
-        _drop(request, exc.mode)
+        drop_connection(request, exc.mode)
     except ConnectionError:
         pass  # the client went away mid-stream; nothing left to tell it
     return response
 
 
-def _drop(request: web.Request, mode: str) -> None:
+def drop_connection(request: web.Request, mode: str) -> None:
+    """Close the client's socket: with a FIN (``close``) or an RST (``reset``)."""
     transport = request.transport
     if transport is None:
         return
