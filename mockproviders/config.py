@@ -21,12 +21,12 @@ Example::
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mockproviders._validators import check_regex
 from mockproviders.batch.config import BatchConfig
 
 ProviderName = Literal["openai", "anthropic", "mistral"]
@@ -113,12 +113,7 @@ class Match(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
+        return check_regex(value)
 
 
 class Rule(_Strict):

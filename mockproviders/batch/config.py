@@ -14,7 +14,8 @@ real time at all (it advances the clock past the phases)::
         - {custom_id: q3, status: 500}
         - {pattern: "^slow-", status: 529, provider: anthropic, message: Overloaded}
 
-This module imports nothing from the rest of the mock, so :mod:`mockproviders.config` can embed it.
+This module imports only the leaf :mod:`mockproviders._validators` from the rest of the mock, so
+:mod:`mockproviders.config` can embed it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from mockproviders._validators import check_regex
 
 __all__ = ["BatchConfig", "FailRule", "parse_duration"]
 
@@ -58,12 +61,7 @@ class FailRule(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from exc
-        return value
+        return check_regex(value)
 
     @model_validator(mode="after")
     def _one_selector(self) -> FailRule:
