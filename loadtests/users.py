@@ -162,6 +162,17 @@ def _settings_for(environment: Environment) -> load_settings.LoadSettings:
     return cached
 
 
+def _settle(response: Any, problems: Sequence[str], routing: Routing) -> None:
+    """Mark a ``catch_response`` response failed with its first problem (the routing's own
+    problem counting last), or passed if there is none."""
+    if routing.problem:
+        problems = [*problems, routing.problem]
+    if problems:
+        response.failure(problems[0])
+    else:
+        response.success()
+
+
 def _http_failure(response: Any) -> str:
     if response.status_code == 0 or response.status_code is None:
         error = getattr(response, "error", None)
@@ -204,12 +215,7 @@ class ChatUser(HttpUser):
             _, problems = check_completion_bytes(
                 response.content, require_usage=s.require_usage, require_content=s.require_content
             )
-            if routing.problem:
-                problems.append(routing.problem)
-            if problems:
-                response.failure(problems[0])
-            else:
-                response.success()
+            _settle(response, problems, routing)
         self._count_routing(routing, (time.perf_counter() - start) * 1000)
 
     def _stream(self, messages: Sequence[dict[str, Any]]) -> None:
@@ -264,12 +270,7 @@ class ChatUser(HttpUser):
             response.request_meta["response_time"] = elapsed_ms
             response.request_meta["response_length"] = parser.bytes_fed
             problems = ([broken] if broken else []) + check.finish(cut_mid_event=parser.pending)
-            if routing.problem:
-                problems.append(routing.problem)
-            if problems:
-                response.failure(problems[0])
-            else:
-                response.success()
+            _settle(response, problems, routing)
         if first is not None:
             self._metric("TTFT", "chat-stream", (first - start) * 1000)
         for gap in gaps:
