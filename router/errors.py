@@ -31,6 +31,11 @@ headers, and from a stream's in-band error type) and chained with ``raise ... fr
     ├── DeadlineExceeded           the request's total budget ran out
     ├── AllAttemptsFailed          every candidate failed; carries each attempt's error
     └── UnknownRoute               the request named no configured route or model
+
+The batch subpackage keeps its own errors beside it, in ``router/batch/types.py`` (exported by
+:mod:`router.batch`, not from here): ``BatchError(RouterError)`` (submit, poll or read failed),
+with ``BatchResultError`` (a malformed results file) and ``BatchTimeout`` (no terminal state in
+time) under it.
 """
 
 from __future__ import annotations
