@@ -1,9 +1,9 @@
 """One request's journey through a route: gates, attempts, retries, fallbacks, hedging, records.
 
 :class:`RequestRun` walks the route's chain. For each deployment it asks the breaker and the rate
-limiter (a closed door is a *skip*, recorded, never a wait beyond ``rate_limit_wait``), makes the
-attempt with limits capped by the request's :class:`~router.deadline.Deadline`, and on failure
-asks the :class:`~router.retry.RetryPolicy` whether to try the same deployment again. Then:
+limiter (a closed door is a *skip*, recorded), makes the attempt with limits capped by the
+request's :class:`~router.deadline.Deadline`, and on failure asks the
+:class:`~router.retry.RetryPolicy` whether to try the same deployment again. Then:
 
 - a context-length error switches to the route's ``on_error.context_length`` chain if it has one;
 - a content-policy refusal ends the request with the provider's error (its reason reaches the
@@ -11,6 +11,13 @@ asks the :class:`~router.retry.RetryPolicy` whether to try the same deployment a
 - any other bad request ends the request (the request itself is wrong; another model would
   refuse it too);
 - everything else falls back to the next deployment.
+
+When the chain runs out without a single attempt, every deployment having been skipped for a
+wait (a limiter block or bucket, a breaker tripped by a retry-after, a breaker cooldown or the
+probe that ends it), the request waits for the one that opens soonest and tries it, as long as
+that is within ``rate_limit_wait`` (in all) and before the deadline; otherwise it fails at once
+with :class:`~router.errors.Unavailable` and a ``retry_after`` of when the soonest one opens. A
+closed door is never waited for while another deployment of the chain is open.
 
 The kind of attempt (complete, stream up to its first token, buffered stream, embed) is a
 function passed in; this module does not know about streams. Exactly one
@@ -46,6 +53,7 @@ Discard = Callable[[T], Awaitable[Usage | None]]  # release a result nobody will
 Prepare = Callable[[str, Any, list[str]], Any]  # (deployment, request, audit decisions) -> request
 
 _TINY_WAIT = 0.05  # a local limit that frees up this soon is waited for, not skipped
+_MIN_CHAIN_WAIT = 0.01  # each wait for a blocked chain takes at least this, so it cannot spin
 
 
 @dataclass(slots=True)
@@ -64,6 +72,8 @@ class RequestRun:
     __slots__ = (
         "attempts",
         "audit",
+        "blocked",
+        "chain_waited",
         "clock",
         "deadline",
         "deployments",
@@ -103,6 +113,10 @@ class RequestRun:
         self.deadline = Deadline(plan.total, clock)
         self.errors: list[E.RouterError] = []
         self.attempts = 0  # real attempts (not skips)
+        # Per skipped deployment: when it opens (clock time) and why; None: no known time (a
+        # peer's half-open probe in flight). What waiting for a blocked chain chooses from.
+        self.blocked: dict[str, tuple[float, WaitSource] | None] = {}
+        self.chain_waited = 0.0  # seconds spent waiting for a blocked chain (<= rate_limit_wait)
         # The planner hook (router.patterns.planner), None unless a pattern acts on this request:
         # ``prepare(deployment, request, decisions)`` adapts the request to each deployment (prompt
         # variant, cache markers); ``finish(audit)`` runs once the audit record is complete.
@@ -133,38 +147,74 @@ class RequestRun:
         queue = deque(plan.chain)
         tried: set[str] = set()
         hedge_after = plan.hedge_after if hedge else None
-        while queue:
-            name = queue.popleft()
-            if name in tried:
-                continue
-            tried.add(name)
-            rt = self.deployments[name]
-            if hedge_after is not None and queue:
-                outcome = await self._hedged(rt, queue, tried, hedge_after, attempt, discard)
-            else:
-                outcome = await self._deployment(rt, attempt)
-            if isinstance(outcome, Won):
-                return outcome
-            if outcome is None:
-                continue  # skipped: breaker open or rate-limited
-            err = outcome
-            kind = err.kind
-            if kind is E.ErrorKind.DEADLINE:
-                raise err
-            switch = plan.on_error.get(kind)
-            if switch is not None:
-                queue = deque(n for n in switch if n not in tried)
-                self.audit.decisions.append(f"{kind.value} on {name}: switching to {list(queue)}")
-                continue
-            if kind is E.ErrorKind.CONTENT_POLICY and plan.final_on_policy:
-                self.audit.decisions.append(f"content policy refusal on {name} is final")
-                raise err
-            if kind is E.ErrorKind.BAD_REQUEST:
-                self.audit.decisions.append(f"bad request on {name}: not retried elsewhere")
-                raise err
-            if queue:
-                self.audit.decisions.append(f"{kind.value} on {name}: falling back to {queue[0]}")
-        raise self._exhausted()
+        waited: tuple[float, WaitSource] | None = None  # a blocked chain's wait, for the next record
+        while True:
+            while queue:
+                name = queue.popleft()
+                if name in tried:
+                    continue
+                tried.add(name)
+                rt = self.deployments[name]
+                if hedge_after is not None and queue:
+                    outcome = await self._hedged(rt, queue, tried, hedge_after, attempt, discard)
+                else:
+                    outcome = await self._deployment(rt, attempt, waited)
+                    waited = None
+                if isinstance(outcome, Won):
+                    return outcome
+                if outcome is None:
+                    continue  # skipped: breaker open or rate-limited
+                err = outcome
+                kind = err.kind
+                if kind is E.ErrorKind.DEADLINE:
+                    raise err
+                switch = plan.on_error.get(kind)
+                if switch is not None:
+                    queue = deque(n for n in switch if n not in tried)
+                    self.audit.decisions.append(f"{kind.value} on {name}: switching to {list(queue)}")
+                    continue
+                if kind is E.ErrorKind.CONTENT_POLICY and plan.final_on_policy:
+                    self.audit.decisions.append(f"content policy refusal on {name} is final")
+                    raise err
+                if kind is E.ErrorKind.BAD_REQUEST:
+                    self.audit.decisions.append(f"bad request on {name}: not retried elsewhere")
+                    raise err
+                if queue:
+                    self.audit.decisions.append(f"{kind.value} on {name}: falling back to {queue[0]}")
+            soonest = self._soonest()
+            if soonest is None:
+                raise self._exhausted()
+            name, wait, source = soonest
+            self.audit.decisions.append(
+                f"every deployment is closed for now; waiting {wait:.3g}s for {name} ({source})"
+            )
+            await self.clock.sleep(wait)
+            self.chain_waited += wait
+            waited = (wait, source)
+            tried.discard(name)
+            queue.append(name)
+
+    def _soonest(self) -> tuple[str, float, WaitSource] | None:
+        """The skipped deployment to wait for, when nothing was attempted and the soonest one
+        opens within what is left of ``rate_limit_wait`` and of the deadline; else None."""
+        if self.attempts or not self.blocked:
+            return None
+        budget = self.rate_limit_wait - self.chain_waited
+        if budget <= 0.0:
+            return None
+        now = self.clock.now()
+        best: tuple[str, float, WaitSource] | None = None
+        for name, opens in self.blocked.items():
+            if opens is not None and (best is None or opens[0] - now < best[1]):
+                best = (name, opens[0] - now, opens[1])
+        if best is None:
+            return None
+        name, wait, source = best
+        wait = max(wait, _MIN_CHAIN_WAIT)
+        left = self.deadline.remaining()
+        if wait > budget or (left is not None and wait >= left):
+            return None
+        return name, wait, source
 
     async def _hedged(
         self,
@@ -232,9 +282,17 @@ class RequestRun:
         breaker = rt.breaker
         if not breaker.allow():
             retry_at = breaker.retry_at
-            wait = None if retry_at is None else max(0.0, retry_at - now)
-            msg = "circuit breaker open" + (f", retry in {wait:.3g}s" if wait is not None else "")
-            self._skip(rt, msg, wait, "none")
+            source: WaitSource = "retry-after" if breaker.asked else "cooldown"
+            if retry_at is None:  # half-open, another request's probe in flight: it answers soon
+                wait = _TINY_WAIT
+                msg = "circuit breaker half-open, probe in flight"
+            else:
+                wait = max(0.0, retry_at - now)
+                held = rt.limiter.blocked_for()  # when the breaker opens, the limiter may still hold
+                if held > wait:
+                    wait, source = held, "rate-limit"
+                msg = f"circuit breaker open, retry in {wait:.3g}s"
+            self._skip(rt, msg, wait, source)
             return None
         limiter = rt.limiter
         estimate = 0
@@ -248,7 +306,9 @@ class RequestRun:
             if wait == 0.0:
                 return estimate, waited
             left = self.deadline.remaining()
-            if wait > max(self.rate_limit_wait - waited, _TINY_WAIT) or (left is not None and wait >= left):
+            # Longer waits are not taken here: another deployment may be open now; the chain
+            # waits (run) only once every deployment has turned out to be closed.
+            if wait > _TINY_WAIT or (left is not None and wait >= left):
                 breaker.release_probe()
                 self._skip(rt, f"local rate limit, retry in {wait:.3g}s", wait, "rate-limit")
                 return None
@@ -260,7 +320,11 @@ class RequestRun:
             waited += wait
 
     def _skip(self, rt: DeploymentRuntime, message: str, wait: float | None, source: WaitSource) -> None:
+        """Record that ``rt`` was not tried; ``wait``: seconds until it opens, if known."""
         dep = rt.deployment
+        if wait is not None and source == "none":
+            source = "cooldown"  # a breaker (the shared gate's), open for a known time
+        self.blocked[rt.name] = None if wait is None else (self.clock.now() + wait, source)
         err = E.Unavailable(message, provider=dep.provider, model=dep.name, retry_after=wait)
         self.errors.append(err)
         self.emit(
@@ -276,15 +340,19 @@ class RequestRun:
         )
 
     async def _deployment(
-        self, rt: DeploymentRuntime, attempt: AttemptFn[T]
+        self,
+        rt: DeploymentRuntime,
+        attempt: AttemptFn[T],
+        before: tuple[float, WaitSource] | None = None,
     ) -> Won[T] | E.RouterError | None:
-        """Try one deployment, with retries. A Won, the error that ended it, or None if skipped."""
+        """Try one deployment, with retries. A Won, the error that ended it, or None if skipped.
+
+        ``before``: what the request waited for this deployment first (a blocked chain)."""
         dep = rt.deployment
         policy = self.plan.policy
         tries = 0
         first_at = self.clock.now()
-        wait: float = 0.0
-        source: WaitSource = "none"
+        wait, source = before if before is not None else (0.0, "none")
         while True:
             if self.deadline.expired():
                 return self._deadline_error(None)
@@ -381,7 +449,15 @@ class RequestRun:
             rt = self.deployments.get(name)
             if rt is None:
                 continue
-            known = [e.retry_after for e in errors if e.model == name and e.retry_after is not None]
+            # A skip's own retry_after was measured when it was made: use when it opens instead.
+            known = [
+                e.retry_after
+                for e in errors
+                if e.model == name and e.retry_after is not None and not isinstance(e, E.Unavailable)
+            ]
+            opens = self.blocked.get(name)
+            if opens is not None:
+                known.append(max(0.0, opens[0] - now))
             retry_at = rt.breaker.retry_at
             if retry_at is not None:
                 known.append(max(0.0, retry_at - now))

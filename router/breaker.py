@@ -35,6 +35,7 @@ class CircuitBreaker:
     """Failure counting, cooldown and single-probe recovery for one deployment."""
 
     __slots__ = (
+        "_asked_until",
         "_base_cooldown",
         "_cooldown",
         "_failures",
@@ -87,6 +88,7 @@ class CircuitBreaker:
         self._retry_at: float | None = None
         self._probe = False  # a half-open probe is in flight
         self._last_kind: ErrorKind | None = None
+        self._asked_until = 0.0  # the latest time a provider asked to wait until (trip())
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -98,6 +100,11 @@ class CircuitBreaker:
     def retry_at(self) -> float | None:
         """Clock time from which an open breaker lets a probe through; ``None`` unless open."""
         return self._retry_at if self._state is _OPEN else None
+
+    @property
+    def asked(self) -> bool:
+        """Open because a provider asked to wait (:meth:`trip`), not for a failure cooldown."""
+        return self._state is _OPEN and self._asked_until >= self._retry_at  # type: ignore[operator]
 
     @property
     def cooldown(self) -> float:
@@ -180,6 +187,8 @@ class CircuitBreaker:
         a cooldown already running. A time already past changes nothing."""
         if until <= self.clock.now():
             return
+        if until > self._asked_until:
+            self._asked_until = until
         if self._state is _OPEN:
             if until > self._retry_at:  # type: ignore[operator]
                 self._retry_at = until

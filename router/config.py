@@ -149,12 +149,26 @@ def _default_timeouts() -> TimeoutsConfig:
 
 
 class Defaults(_Model):
+    """Route-wide defaults.
+
+    ``rate_limit_wait``: when every deployment of a chain is closed only for a known time (a
+    local rate limit, a provider's retry-after or "0 remaining", a breaker's cooldown), the
+    request waits for the one that opens soonest if that is within this many seconds in all,
+    and before its deadline, then tries it; otherwise it fails at once with ``Unavailable`` and
+    a ``retry_after`` saying when. ``0`` fails fast. The default, 5 s, covers what providers
+    usually ask after a 429 (1-2 s; a per-minute bucket refills a request every 60/rpm s) and
+    a drill-sized breaker cooldown, so one 429 does not fail a route's traffic outright; it is
+    short against the default 60 s budget, so a route that stays down answers its callers
+    quickly, and a closed loop of clients is held seconds, not minutes. A deployment that is
+    closed while another one of the chain is open is never waited for: the request falls back.
+    """
+
     retries: int = Field(default=2, ge=0)  # per model, before falling back
     retry_timeouts: bool = False  # a silent model is failed over, not retried
     retry_after_cap: Duration = 60.0  # a longer retry-after falls back instead of waiting
     backoff_base: Duration = 0.5
     backoff_max: Duration = 8.0
-    rate_limit_wait: Duration = 0.0  # wait this long for a local rate limit before skipping the model
+    rate_limit_wait: Duration = Field(default=5.0, ge=0)  # for a chain that is all closed; 0: fail fast
     timeouts: TimeoutsConfig = Field(default_factory=_default_timeouts)
     breaker: BreakerConfig = BreakerConfig()
 

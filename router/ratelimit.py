@@ -161,6 +161,10 @@ class RateLimiter:
         if until > self._blocked_until:
             self._blocked_until = until
 
+    def blocked_for(self) -> float:
+        """Seconds the provider's "0 remaining" (or a 429's retry-after) still holds; 0.0 if none."""
+        return max(0.0, self._blocked_until - self.clock.now()) if self._blocked_until else 0.0
+
     def headroom(self) -> float:
         """The fraction of capacity available now, 0..1, of the tighter limit (1.0 if none)."""
         now = self.clock.now()

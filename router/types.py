@@ -165,7 +165,10 @@ StreamEvent = StreamStart | TextDelta | ToolCallDelta | StreamEnd
 # --- audit ---------------------------------------------------------------------------------------
 
 AttemptOutcome = Literal["success", "error", "skipped", "cancelled"]
-WaitSource = Literal["none", "backoff", "retry-after", "rate-limit"]
+# Why an attempt waited (or, on a skip, why the deployment was closed): "rate-limit" for the
+# limiter (its buckets, or a provider's "0 remaining" / 429), "retry-after" for a breaker a
+# provider's retry-after tripped, "cooldown" for a breaker opened by failures.
+WaitSource = Literal["none", "backoff", "retry-after", "rate-limit", "cooldown"]
 
 
 @dataclass(slots=True)

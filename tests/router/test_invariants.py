@@ -1,7 +1,8 @@
 """Hypothesis stateful tests: the engine's invariants under any mix of faults, on a fake clock.
 
 Each step sends a request (complete or stream) after scripting what every deployment will do
-for its next attempts; other steps move time or heal every deployment. After each request the
+for its next attempts; other steps move time, close a deployment for a while (as other traffic's
+429 or retry-after would), or heal every deployment. After each request the
 audit record and the caller's view are checked against the invariants the router promises.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -19,6 +21,7 @@ from router import Router
 from router import errors as E
 from router.audit import AuditLog
 from router.clock import FakeClock
+from router.headers import RateLimitSnapshot
 from router.hooks import BaseListener
 from router.retry import NEVER_RETRIED
 from router.types import AttemptRecord, ChatRequest, Message, StreamEnd, StreamStart, TextDelta
@@ -27,6 +30,8 @@ CHAIN = ("a", "b", "c")
 RETRIES = 2
 TOTAL = 20.0
 CAP = 60.0
+RATE_LIMIT_WAIT = 5.0  # the default
+MIN_CHAIN_WAIT = 0.01
 TEXT = "the whole answer"
 VALID = {("closed", "open"), ("open", "half_open"), ("half_open", "closed"), ("half_open", "open")}
 
@@ -170,6 +175,19 @@ class RouterMachine(RuleBasedStateMachine):
         for a in attempts:
             if a.wait_source == "backoff":
                 assert a.wait_s <= 8.0
+            if a.wait_source in ("rate-limit", "cooldown") or (a is attempts[0] and a.wait_s):
+                assert a.wait_s <= RATE_LIMIT_WAIT + 1e-9  # a closed chain is waited for this long at most
+        # nothing tried: the chain was closed past the wait or the deadline, and retry_after says
+        # truthfully when the first deployment opens
+        if isinstance(error, E.Unavailable):
+            assert attempts == [] and error.retry_after is not None
+            opens = []
+            for name in CHAIN:
+                snap = self.router.snapshot()["deployments"][name]
+                opens.append(max(snap["limiter"]["blocked_for_s"], snap["breaker"]["retry_in_s"] or 0.0))
+            assert error.retry_after == pytest.approx(min(opens), abs=1e-6)
+            soonest = max(error.retry_after, MIN_CHAIN_WAIT)
+            assert soonest > RATE_LIMIT_WAIT or soonest >= TOTAL - elapsed - 1e-9
         # a truncated stream is never reported as success
         if outcome == "success":
             assert rec.outcome == "success" and rec.winner is not None
@@ -206,6 +224,22 @@ class RouterMachine(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([0.5, 5.0, 11.0, 31.0]))
     def wait(self, seconds: float) -> None:
         self.clock.advance(seconds)
+
+    @rule(
+        closed=st.dictionaries(
+            st.sampled_from(CHAIN),
+            st.tuples(st.sampled_from([0.5, 3.0, 4.99, 7.0, 61.0]), st.booleans()),
+            min_size=1,
+        )
+    )
+    def closed_by_other_traffic(self, closed: dict[str, tuple[float, bool]]) -> None:
+        """Other requests' 429s (limiter) or 503s with retry-after (breaker) close deployments."""
+        for name, (seconds, breaker) in closed.items():
+            rt = self.router.deployment(name)
+            if breaker:
+                rt.breaker.trip(self.clock.now() + seconds)
+            else:
+                rt.limiter.observe(RateLimitSnapshot(remaining_requests=0, reset_requests_s=seconds))
 
     @precondition(lambda self: self.requests > 0)
     @rule()

@@ -11,6 +11,7 @@ from router import Router
 from router import errors as E
 from router.audit import AuditLog
 from router.clock import FakeClock
+from router.headers import RateLimitSnapshot
 from router.hooks import BaseListener, RouterStats
 from router.types import ChatRequest, EmbeddingRequest, Message, StreamEnd, StreamStart, TextDelta
 
@@ -160,7 +161,7 @@ async def test_breaker_opens_skips_and_recovers_with_one_probe() -> None:
 
 
 async def test_everything_failing_says_when_to_come_back() -> None:
-    rig = Rig(chain=("a", "b"), retries=0)
+    rig = Rig(chain=("a", "b"), retries=0, defaults={"rate_limit_wait": 0})  # 0: fail fast
     rig.fake.script("a", Step(error=err(E.Overloaded, status=529, retry_after=4.0)))
     rig.fake.script("b", Step(error=err(E.RateLimited, status=429, retry_after=90.0)))
     with pytest.raises(E.AllAttemptsFailed) as info:
@@ -172,6 +173,120 @@ async def test_everything_failing_says_when_to_come_back() -> None:
         await rig.router.complete(req())
     assert un.value.retry_after == pytest.approx(4.0, abs=0.1)
     assert rig.fake.calls == ["a", "b"]
+
+
+def block(rig: Rig, name: str, seconds: float) -> None:
+    """What a 429 with ``retry-after: seconds`` does to a deployment: its limiter holds everyone."""
+    rig.router.deployment(name).limiter.observe(
+        RateLimitSnapshot(remaining_requests=0, reset_requests_s=seconds)
+    )
+
+
+async def test_a_chain_closed_for_a_moment_waits_for_the_soonest_and_succeeds() -> None:
+    rig = Rig()
+    block(rig, "a", 3.0)
+    block(rig, "b", 2.0)
+    rig.router.deployment("c").breaker.trip(rig.clock.now() + 4.0)  # a 503's retry-after
+    t0 = rig.clock.now()
+    resp = await rig.router.complete(req())
+    assert resp.model == "b" and rig.fake.calls == ["b"]
+    assert rig.clock.now() - t0 == pytest.approx(2.0 + 0.01)  # the wait, then b's answer
+    rec = rig.last()
+    assert [(a.model, a.outcome, a.wait_source) for a in rec.attempts] == [
+        ("a", "skipped", "rate-limit"),
+        ("b", "skipped", "rate-limit"),
+        ("c", "skipped", "retry-after"),
+        ("b", "success", "rate-limit"),
+    ]
+    assert rec.attempts[-1].wait_s == pytest.approx(2.0)
+    assert any("waiting 2s for b" in d for d in rec.decisions)
+
+
+async def test_a_retry_after_trip_and_a_cooldown_are_waited_out_with_their_source() -> None:
+    rig = Rig(chain=("a", "b"))
+    rig.router.deployment("a").breaker.trip(rig.clock.now() + 3.0)
+    rig.router.deployment("b").breaker.trip(rig.clock.now() + 1.0)
+    assert (await rig.router.complete(req())).model == "b"
+    assert (rig.last().attempts[-1].wait_source, rig.last().attempts[-1].wait_s) == ("retry-after", 1.0)
+
+    rig = Rig(chain=("a",), retries=0, defaults={"breaker": {"failures": 1, "cooldown": "2s"}})
+    rig.fake.script("a", Step(error=err(E.ServerError, status=500)))
+    with pytest.raises(E.AllAttemptsFailed):
+        await rig.router.complete(req())
+    t0 = rig.clock.now()
+    assert (await rig.router.complete(req())).model == "a"  # waited for the cooldown, then probed
+    assert [(a.outcome, a.wait_source) for a in rig.last().attempts] == [
+        ("skipped", "cooldown"),
+        ("success", "cooldown"),
+    ]
+    assert rig.clock.now() - t0 == pytest.approx(2.0 + 0.01)
+    assert rig.router.deployment("a").breaker.state == "closed"
+
+
+async def test_requests_waiting_out_a_cooldown_all_get_through_after_the_probe() -> None:
+    import asyncio
+
+    rig = Rig(chain=("a",), retries=0, defaults={"breaker": {"failures": 1, "cooldown": "2s"}})
+    rig.fake.script("a", Step(error=err(E.ServerError, status=500)), Step(latency=0.5))
+    with pytest.raises(E.AllAttemptsFailed):
+        await rig.router.complete(req())
+    got = await asyncio.gather(*(rig.router.complete(req()) for _ in range(3)))
+    assert [r.model for r in got] == ["a"] * 3  # one probe; the others waited for its verdict
+    assert len(rig.fake.calls) == 4
+    skipped = [a.message for r in rig.log.records()[-3:] for a in r.attempts if a.outcome == "skipped"]
+    assert "circuit breaker half-open, probe in flight" in skipped
+
+
+async def test_a_chain_closed_beyond_the_wait_fails_at_once_saying_when() -> None:
+    rig = Rig()
+    block(rig, "a", 8.0)
+    block(rig, "b", 6.0)
+    rig.router.deployment("c").breaker.trip(rig.clock.now() + 7.0)
+    t0 = rig.clock.now()
+    with pytest.raises(E.Unavailable) as info:
+        await rig.router.complete(req())
+    assert info.value.retry_after == pytest.approx(6.0)  # b opens first
+    assert rig.clock.now() == t0 and rig.fake.calls == []
+    # a breaker that opens before its limiter does is not "open": the later of the two counts
+    block(rig, "b", 9.0)
+    with pytest.raises(E.Unavailable) as info:
+        await rig.router.complete(req())
+    assert info.value.retry_after == pytest.approx(7.0)  # c now
+    # a longer wait, when configured, is taken
+    rig = Rig(defaults={"rate_limit_wait": "10s"})
+    block(rig, "a", 8.0)
+    assert (await rig.router.complete(req())).model == "b"  # b is open: no wait at all
+    block(rig, "b", 6.0)
+    block(rig, "c", 7.0)
+    assert (await rig.router.complete(req())).model == "b"
+    assert rig.last().attempts[-1].wait_s == pytest.approx(6.0)
+
+
+async def test_a_chain_wait_never_passes_the_deadline() -> None:
+    rig = Rig(total="3s", defaults={"rate_limit_wait": "10s"})
+    for name in ("a", "b", "c"):
+        block(rig, name, 3.5)
+    with pytest.raises(E.Unavailable) as info:
+        await rig.router.complete(req())
+    assert info.value.retry_after == pytest.approx(3.5) and rig.clock.now() == 0.0
+    rig = Rig(total="3s", defaults={"rate_limit_wait": "10s"})
+    for name in ("a", "b", "c"):
+        block(rig, name, 2.5)
+    rig.fake.script("a", Step(hang=True))  # opens in 2.5 s, then hangs past the deadline
+    t0 = rig.clock.now()
+    with pytest.raises(E.DeadlineExceeded):
+        await rig.router.complete(req())
+    assert rig.clock.now() - t0 == pytest.approx(3.0)
+
+
+async def test_a_real_failure_in_the_chain_means_no_waiting() -> None:
+    rig = Rig(chain=("a", "b"), retries=0)
+    block(rig, "a", 1.0)
+    rig.fake.script("b", Step(error=err(E.ServerError, status=500)))
+    with pytest.raises(E.AllAttemptsFailed) as info:
+        await rig.router.complete(req())
+    assert info.value.retry_after == pytest.approx(0.99)  # from now, after b's 10 ms
+    assert rig.fake.calls == ["b"] and rig.clock.now() == pytest.approx(0.01)
 
 
 async def test_total_deadline_is_never_exceeded() -> None:

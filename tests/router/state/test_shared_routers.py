@@ -28,6 +28,7 @@ def config(urls: dict[str, str], redis_url: str | None, **gpt: Any) -> Any:
         "models": {"gpt": {"provider": "openai", "model": "gpt-4o-mini", **gpt}},
         "defaults": {
             "retries": 0,
+            "rate_limit_wait": 0,  # what the shared state admits, not how long a request waits for it
             "timeouts": {"total": "20s", "connect": "1s", "read": "2s", "first_token": "2s"},
             "breaker": {"failures": 3, "window": "60s", "cooldown": "30s"},
         },
