@@ -21,7 +21,7 @@ from router.config import RouteConfig, RouterConfig, TimeoutsConfig
 from router.cost import PriceTable, Rates
 from router.deadline import Deadline
 from router.errors import ErrorKind
-from router.headers import parse_ratelimit_headers
+from router.headers import parse_ratelimit_headers, quota_exhausted
 from router.ratelimit import RateLimiter
 from router.retry import AttemptState, RetryPolicy, Stop
 
@@ -104,14 +104,15 @@ class RoutePlan:
             t = self.route_timeouts.over(rt.timeouts)
             limits = self._limits[rt.name] = (t.connect, t.read, t.first_token, t.idle)
         connect, read, first_token, idle = limits
-        if deadline.total is None:
+        left = deadline.remaining()  # one clock read for all four (it is read per attempt)
+        if left is None:
             return CallOptions(connect, read, first_token, idle, None, rt.on_headers)
         return CallOptions(
-            deadline.cap(connect),
-            deadline.cap(read),
-            deadline.cap(first_token),
+            left if connect is None or connect > left else connect,
+            left if read is None or read > left else read,
+            left if first_token is None or first_token > left else first_token,
             idle,
-            deadline.remaining(),
+            left,
             rt.on_headers,
         )
 
@@ -122,7 +123,16 @@ def _limiter_hook(kind: str, limiter: RateLimiter, clock: Clock) -> Callable[[Ma
         if snap is not None:
             limiter.observe(snap)
 
-    return observe
+    if limiter.rpm is not None or limiter.tpm is not None:
+        return observe  # configured limits learn from every response (a lower remaining count)
+
+    # Without limits of its own, a limiter acts on headers only when a remaining count reads 0
+    # (it holds requests until the reset); the full parse, on every response, waits for that.
+    def observe_exhausted(headers: Mapping[str, str]) -> None:
+        if quota_exhausted(kind, headers):
+            observe(headers)
+
+    return observe_exhausted
 
 
 def build_runtime(

@@ -22,6 +22,7 @@ __all__ = [
     "parse_ratelimit_headers",
     "parse_retry_after",
     "parse_should_retry",
+    "quota_exhausted",
 ]
 
 # Types known to look names up case-insensitively; anything else is lower-cased once per call.
@@ -240,3 +241,37 @@ def parse_ratelimit_headers(
         reset,
         reset,
     )
+
+
+# The "remaining" headers of each provider kind: the only ones a deployment without configured
+# limits acts on (when one reads 0, the limiter holds requests until its reset).
+_REMAINING_OPENAI = ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens")
+_REMAINING: dict[str, tuple[str, ...]] = {
+    "anthropic": (
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-remaining",
+    ),
+    "mistral": (
+        *_REMAINING_OPENAI,
+        "x-ratelimit-remaining-req-minute",
+        "x-ratelimitbysize-remaining-minute",
+        "x-ratelimit-remaining-tokens-minute",
+    ),
+}
+
+
+def quota_exhausted(provider_kind: str, headers: Mapping[str, str]) -> bool:
+    """Whether any of the provider's "remaining" rate-limit headers reads 0 (or less).
+
+    A few lookups and no parsing: the cheap test that tells whether
+    :func:`parse_ratelimit_headers` can matter to a deployment without limits of its own.
+    It reads every header that function may read as "remaining", so it never says False when
+    the parsed snapshot would have a remaining count of 0.
+    """
+    h = _ci(headers)
+    for name in _REMAINING.get(provider_kind, _REMAINING_OPENAI):
+        value = h.get(name)
+        if value is not None and _int(value) == 0:
+            return True
+    return False

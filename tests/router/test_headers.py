@@ -18,6 +18,7 @@ from router.headers import (
     parse_ratelimit_headers,
     parse_retry_after,
     parse_should_retry,
+    quota_exhausted,
 )
 
 NOW = 1_700_000_000.0
@@ -297,3 +298,48 @@ def test_garbage_headers_never_raise(headers: dict[str, str], kind: str) -> None
 def test_garbage_durations_never_raise(text: str) -> None:
     value = parse_duration(text)
     assert value is None or (math.isfinite(value) and value >= 0)
+
+
+_NAMES = [
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "x-ratelimit-remaining-req-minute",
+    "x-ratelimitbysize-remaining-minute",
+    "x-ratelimit-remaining-tokens-minute",
+    "x-ratelimit-reset",
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "headers", "expected"),
+    [
+        ("openai", {"X-RateLimit-Remaining-Requests": "0"}, True),
+        ("openai", {"x-ratelimit-remaining-requests": "3", "x-ratelimit-remaining-tokens": "0"}, True),
+        ("openai", {"x-ratelimit-remaining-requests": "3", "x-ratelimit-remaining-tokens": "90"}, False),
+        ("openai", {"x-ratelimit-remaining-requests": "soon"}, False),
+        ("openai_compatible", {"x-ratelimit-remaining-requests": "-1"}, True),
+        ("anthropic", {"anthropic-ratelimit-input-tokens-remaining": "0"}, True),
+        ("anthropic", {"x-ratelimit-remaining-requests": "0"}, False),  # not Anthropic's header
+        ("mistral", {"x-ratelimitbysize-remaining-minute": "0.0"}, True),
+        ("mistral", {}, False),
+    ],
+)
+def test_quota_exhausted(kind: str, headers: dict[str, str], expected: bool) -> None:
+    assert quota_exhausted(kind, headers) is expected
+
+
+@given(
+    kind=st.sampled_from(["openai", "anthropic", "mistral", "openai_compatible"]),
+    headers=st.dictionaries(
+        st.sampled_from(_NAMES), st.sampled_from(["0", "-1", "0.0", "0.9", "7", "x", "", "2s"])
+    ),
+)
+def test_quota_exhausted_never_misses_a_zero_the_parser_sees(kind: str, headers: dict[str, str]) -> None:
+    snap = parse_ratelimit_headers(kind, headers, 0.0)
+    if snap is not None and 0 in (snap.remaining_requests, snap.remaining_tokens):
+        assert quota_exhausted(kind, headers)
