@@ -1,13 +1,26 @@
-"""Added latency of the sidecar: direct-to-mock versus via `turnout serve`, same run, A B A B.
+"""Added latency of the sidecar: direct-to-mock, via a bare proxy, and via `turnout serve`, same run.
 
-    python bench/bench_sidecar.py [--requests 2000] [--rounds 6] [--stream-requests 400]
+    .venv/bin/python bench/bench_sidecar.py [--requests 3000] [--rounds 6] [--stream-requests 300]
+        [--concurrency 1 32]
 
-The mock (`turnout mock`) and the sidecar (`turnout serve`) each run in their own process; the
-client is this process, one long-lived aiohttp session per target. For each concurrency (1, 32)
-the two targets alternate in blocks; figures are p50/p99 of each and their difference (added
-latency). Streams: added time to first token, and chunks lost (every streamed answer via the
-sidecar must carry exactly the text of the direct one). The sidecar's RSS is sampled under load.
-Targets (BENCHMARKS.md): p50 added <= 0.5 ms and p99 <= 1.5 ms at c=1; 0 lost chunks; RSS <= 100 MB.
+Three targets, each served by its own process, the client being this process (one long-lived
+aiohttp session per target):
+
+- ``direct``: the mock (`turnout mock`) itself;
+- ``proxy``: a bare aiohttp pass-through proxy in front of the mock (this script, run with
+  ``--serve-proxy``): read the body, POST it upstream on one long-lived session, copy the answer
+  back (streams chunk by chunk). It is the floor of "one more loopback HTTP hop through aiohttp",
+  so ``proxy - direct`` is the hop itself and ``sidecar - proxy`` is turnout's own work;
+- ``sidecar``: `turnout serve` with one route to the mock.
+
+For each concurrency the targets run in blocks, in an order rotated every round (so none always
+goes first after an idle pause). Latency figures are over every request of a target; the added
+latency is also given as the median over rounds of each round's difference, which is steadier
+on a shared machine. Streams (one at a time, the three targets in turn): added time to first
+token, and chunks lost (every streamed answer via the sidecar must carry exactly the text of
+the direct one). The sidecar's RSS is sampled after every block.
+Targets (BENCHMARKS.md): c=1 added p50 <= 0.5 ms and p99 <= 1.5 ms; added TTFT <= 1 ms;
+0 lost chunks; steady RSS <= 100 MB.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +45,7 @@ import yaml
 
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say something about trains."}]}
+TARGETS = ("direct", "proxy", "sidecar")
 
 
 def free_port() -> int:
@@ -55,6 +70,53 @@ def cpu_s(pid: int) -> float:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# --- the bare pass-through proxy (the second baseline), run in its own process ---------------------
+
+
+def serve_proxy(port: int, upstream: str) -> None:
+    """A bare aiohttp pass-through proxy: what one more HTTP hop costs with nothing else done."""
+    from aiohttp import web
+
+    async def session_ctx(app: web.Application) -> object:
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), skip_auto_headers=("User-Agent",)
+        ) as session:
+            app["session"] = session
+            yield
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        session: aiohttp.ClientSession = request.app["session"]
+        body = await request.read()
+        headers = {"Content-Type": "application/json", "Authorization": request.headers["Authorization"]}
+        async with session.post(upstream + request.path, data=body, headers=headers) as up:
+            ctype = up.headers.get("Content-Type", "")
+            if ctype.startswith("text/event-stream"):
+                resp = web.StreamResponse(status=up.status, headers={"Content-Type": ctype})
+                await resp.prepare(request)
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+                return resp
+            data = await up.read()
+            return web.Response(body=data, status=up.status, headers={"Content-Type": ctype})
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.cleanup_ctx.append(session_ctx)  # type: ignore[arg-type]
+    app.router.add_get("/health", health)
+    app.router.add_post("/{tail:.*}", handler)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# --- the client ------------------------------------------------------------------------------------
 
 
 async def start(cmd: list[str], ready: Callable[[], Awaitable[bool]]) -> asyncio.subprocess.Process:
@@ -129,17 +191,36 @@ async def stream_one(session: aiohttp.ClientSession, url: str, body: bytes) -> t
     return ttft or float("nan"), "".join(text), len(text)
 
 
-def row(name: str, direct: list[float], via: list[float]) -> str:
-    d50, d99, v50, v99 = pct(direct, 0.5), pct(direct, 0.99), pct(via, 0.5), pct(via, 0.99)
-    return (
-        f"{name:<14} direct p50 {d50 * 1e3:7.3f} p99 {d99 * 1e3:7.3f} ms | sidecar p50 {v50 * 1e3:7.3f} "
-        f"p99 {v99 * 1e3:7.3f} ms | added p50 {(v50 - d50) * 1e3:+7.3f} p99 {(v99 - d99) * 1e3:+7.3f} ms"
-    )
+def ms(x: float) -> str:
+    return f"{x * 1e3:7.3f}"
+
+
+def table(title: str, lat: dict[str, list[float]], rounds: dict[str, list[list[float]]]) -> None:
+    """p50/p99 per target, then the added latency of proxy and sidecar over direct."""
+    print(f"{title}")
+    for t in TARGETS:
+        print(f"  {t:<8} p50 {ms(pct(lat[t], 0.5))} p99 {ms(pct(lat[t], 0.99))} ms  (n={len(lat[t])})")
+    for name, a, b in (
+        ("sidecar - direct (added)", "sidecar", "direct"),
+        ("proxy   - direct (the hop)", "proxy", "direct"),
+        ("sidecar - proxy  (turnout)", "sidecar", "proxy"),
+    ):
+        d50 = pct(lat[a], 0.5) - pct(lat[b], 0.5)
+        d99 = pct(lat[a], 0.99) - pct(lat[b], 0.99)
+        r50 = statistics.median(pct(x, 0.5) - pct(y, 0.5) for x, y in zip(rounds[a], rounds[b], strict=True))
+        r99 = statistics.median(
+            pct(x, 0.99) - pct(y, 0.99) for x, y in zip(rounds[a], rounds[b], strict=True)
+        )
+        print(
+            f"  {name:<27} p50 {d50 * 1e3:+7.3f} p99 {d99 * 1e3:+7.3f} ms"
+            f" | median of rounds p50 {r50 * 1e3:+7.3f} p99 {r99 * 1e3:+7.3f} ms"
+        )
 
 
 async def main(args: argparse.Namespace) -> None:
-    mock_port, side_port = free_port(), free_port()
+    mock_port, proxy_port, side_port = free_port(), free_port(), free_port()
     mock_url = f"http://127.0.0.1:{mock_port}"
+    proxy_url = f"http://127.0.0.1:{proxy_port}"
     side_url = f"http://127.0.0.1:{side_port}"
     config = {
         "providers": {
@@ -158,94 +239,146 @@ async def main(args: argparse.Namespace) -> None:
             [py, "-m", "turnout", "mock", "--port", str(mock_port)],
             lambda: up(session, f"{mock_url}/_mock/health"),
         )
-        side = await start(
-            [
-                py,
-                "-m",
-                "turnout",
-                "serve",
-                "--config",
-                str(tmp / "router.yaml"),
-                "--port",
-                str(side_port),
-                "--log-level",
-                "warning",
-            ],
-            lambda: up(session, f"{side_url}/readyz"),
-        )
+        procs = [mock]
         try:
-            await run(args, session, mock_url, side_url, side.pid)
+            proxy = await start(
+                [py, __file__, "--serve-proxy", str(proxy_port), "--upstream", mock_url],
+                lambda: up(session, f"{proxy_url}/health"),
+            )
+            procs.insert(0, proxy)
+            side = await start(
+                [
+                    py,
+                    "-m",
+                    "turnout",
+                    "serve",
+                    "--config",
+                    str(tmp / "router.yaml"),
+                    "--port",
+                    str(side_port),
+                    "--log-level",
+                    "warning",
+                ],
+                lambda: up(session, f"{side_url}/readyz"),
+            )
+            procs.insert(0, side)
+            urls = {
+                "direct": f"{mock_url}/openai/v1/chat/completions",
+                "proxy": f"{proxy_url}/openai/v1/chat/completions",
+                "sidecar": f"{side_url}/v1/chat/completions",
+            }
+            await run(args, session, urls, side.pid, proxy.pid)
         finally:
-            for proc in (side, mock):
+            for proc in procs:
                 proc.terminate()
                 await proc.wait()
 
 
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "router/sidecar"], capture_output=True, text=True
+        )
+        return out.stdout.strip() + (" (router/sidecar modified)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 async def run(
-    args: argparse.Namespace, session: aiohttp.ClientSession, mock_url: str, side_url: str, pid: int
+    args: argparse.Namespace,
+    session: aiohttp.ClientSession,
+    urls: dict[str, str],
+    pid: int,
+    proxy_pid: int,
 ) -> None:
-    direct_url, via_url = f"{mock_url}/openai/v1/chat/completions", f"{side_url}/v1/chat/completions"
+    from importlib.metadata import version
+
     body = json.dumps(BODY).encode()
     print(f"command: {' '.join([sys.executable, *sys.argv])}")
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"load average before the run: {load} (other work on the machine inflates every figure)")
     print(
-        f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}"
-        f"  python {platform.python_version()}"
-        f"  aiohttp {aiohttp.__version__}  cpus {os.cpu_count()}  requests/target/concurrency {args.requests}"
-        f" in {args.rounds} alternating rounds"
+        f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}  commit {git_commit()}"
+        f"  python {platform.python_version()}  aiohttp {aiohttp.__version__}"
+        f"  prometheus_client {version('prometheus_client')}  cpus {os.cpu_count()}"
+    )
+    print(
+        f"requests/target/concurrency {args.requests} in {args.rounds} rounds (order rotated);"
+        f" load average before the run: {load_avg()} (other work on the machine inflates every figure)"
     )
     warm: list[float] = []
-    await block(session, direct_url, body, 200, 8, warm, warm)
-    await block(session, via_url, body, 200, 8, warm, warm)
+    for t in TARGETS:
+        await block(session, urls[t], body, 400, 8, warm, warm)
     rss: list[float] = [rss_mb(pid)]
-    for conc in (1, 32):
-        direct: list[float] = []
-        via: list[float] = []
+    for conc in args.concurrency:
+        lat: dict[str, list[float]] = {t: [] for t in TARGETS}
+        rounds: dict[str, list[list[float]]] = {t: [] for t in TARGETS}
         overhead: list[float] = []
+        wall = dict.fromkeys(TARGETS, 0.0)
+        cpu = {"sidecar": 0.0, "proxy": 0.0}
+        pids = {"sidecar": pid, "proxy": proxy_pid}
         per_round = max(conc, args.requests // args.rounds // conc * conc)
-        t_direct = t_via = cpu = 0.0
-        for _ in range(args.rounds):
-            t0 = time.perf_counter()
-            await block(session, direct_url, body, per_round, conc, direct, [])
-            t1 = time.perf_counter()
-            c0 = cpu_s(pid)
-            await block(session, via_url, body, per_round, conc, via, overhead)
-            cpu += cpu_s(pid) - c0
-            t_direct += t1 - t0
-            t_via += time.perf_counter() - t1
+        for r in range(args.rounds):
+            for t in TARGETS[r % 3 :] + TARGETS[: r % 3]:
+                out: list[float] = []
+                c0 = cpu_s(pids[t]) if t in pids else 0.0
+                t0 = time.perf_counter()
+                await block(session, urls[t], body, per_round, conc, out, overhead)
+                wall[t] += time.perf_counter() - t0
+                if t in pids:
+                    cpu[t] += cpu_s(pids[t]) - c0
+                lat[t] += out
+                rounds[t].append(out)
             rss.append(rss_mb(pid))
-        print(row(f"c={conc}", direct, via))
+        table(f"c={conc} (load average now {load_avg()})", lat, rounds)
+        rate = {t: len(lat[t]) / wall[t] for t in TARGETS}
         print(
-            f"{'':<14} throughput direct {len(direct) / t_direct:8.0f}/s sidecar {len(via) / t_via:8.0f}/s"
-            f" (ratio {len(via) / t_via / (len(direct) / t_direct):.2f}) | sidecar's own overhead header"
-            f" p50 {pct(overhead, 0.5) * 1e3:.3f} p99 {pct(overhead, 0.99) * 1e3:.3f} ms"
-            f" | sidecar CPU {cpu / len(via) * 1e3:.3f} ms/request"
+            f"  throughput direct {rate['direct']:.0f}/s proxy {rate['proxy']:.0f}/s"
+            f" sidecar {rate['sidecar']:.0f}/s (sidecar/direct {rate['sidecar'] / rate['direct']:.2f})"
+            f" | CPU per request: proxy {cpu['proxy'] / len(lat['proxy']) * 1e3:.3f} ms,"
+            f" sidecar {cpu['sidecar'] / len(lat['sidecar']) * 1e3:.3f} ms"
+            f" | sidecar's x-turnout-overhead-ms p50 {pct(overhead, 0.5) * 1e3:.3f}"
+            f" p99 {pct(overhead, 0.99) * 1e3:.3f} ms"
         )
     sbody = json.dumps({**BODY, "stream": True}).encode()
-    ttft_d: list[float] = []
-    ttft_v: list[float] = []
+    ttft: dict[str, list[float]] = {t: [] for t in TARGETS}
     lost = 0
     for i in range(args.stream_requests):
-        d = await stream_one(session, direct_url, sbody)
-        v = await stream_one(session, via_url, sbody)
-        ttft_d.append(d[0])
-        ttft_v.append(v[0])
-        if v[1] != d[1]:
+        texts = {}
+        for t in TARGETS[i % 3 :] + TARGETS[: i % 3]:
+            first, texts[t], _ = await stream_one(session, urls[t], sbody)
+            ttft[t].append(first)
+        if texts["sidecar"] != texts["direct"]:
             lost += 1
             if lost == 1:
-                print(f"stream {i}: texts differ: direct {d[1]!r} via {v[1]!r}")
-    print(row("stream TTFT", ttft_d, ttft_v))
-    print(f"{'':<14} streamed answers compared {args.stream_requests}, with lost or changed chunks: {lost}")
+                print(f"stream {i}: texts differ: direct {texts['direct']!r} via {texts['sidecar']!r}")
+    n = args.stream_requests
+    chunked = {
+        t: [ttft[t][i : i + max(1, n // args.rounds)] for i in range(0, n, max(1, n // args.rounds))]
+        for t in TARGETS
+    }
+    table(f"stream TTFT, one at a time (load average now {load_avg()})", ttft, chunked)
+    print(f"  streamed answers compared {n}, with lost or changed chunks via the sidecar: {lost}")
     steady = statistics.median(rss[len(rss) // 2 :])
-    print(f"sidecar RSS: start {rss[0]:.1f} MB, peak {max(rss):.1f} MB, steady {steady:.1f} MB (under load)")
+    print(
+        f"sidecar RSS: start {rss[0]:.1f} MB, peak {max(rss):.1f} MB, steady {steady:.1f} MB (under load);"
+        f" bare proxy RSS {rss_mb(proxy_pid):.1f} MB"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=2000, help="requests per target per concurrency")
-    parser.add_argument("--rounds", type=int, default=6, help="alternating blocks per target")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per target per concurrency")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds; each runs every target once")
     parser.add_argument("--stream-requests", type=int, default=300)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--serve-proxy", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.serve_proxy is not None:
+        serve_proxy(ns.serve_proxy, ns.upstream)
+    else:
+        asyncio.run(main(ns))

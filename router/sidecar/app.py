@@ -83,6 +83,9 @@ def _key_ok(presented: str, keys: list[bytes]) -> bool:
     return ok
 
 
+_GUARDED = ("/v1/", "/admin/")
+
+
 def guard_middleware(state: State) -> Any:
     """Client API keys, body size and concurrency limits for /v1 and /admin."""
     server = state.settings.server
@@ -94,9 +97,7 @@ def guard_middleware(state: State) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        path = request.path
-        guarded = path.startswith("/v1/") or path.startswith("/admin/")
-        if not guarded:
+        if not request.path.startswith(_GUARDED):
             return await handler(request)
         if keys:
             auth = request.headers.get("Authorization", "")

@@ -7,7 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router.errors import RouterError
@@ -37,7 +37,11 @@ H_REQUEST_ID = "x-request-id"
 _JSON = "application/json"
 _META = "x-turnout-meta-"
 _META_LEN = len(_META)
-_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_SSE_HEADERS = {
+    hdrs.CONTENT_TYPE: "text/event-stream",
+    hdrs.CACHE_CONTROL: "no-cache",
+    "X-Accel-Buffering": "no",
+}
 
 
 def _state(request: web.Request) -> State:
@@ -53,6 +57,7 @@ def upstream_seconds(record: AuditRecord | None, fallback: float) -> float:
 
 def _answer_headers(resp: ChatResponse | EmbeddingResponse) -> dict[str, str]:
     return {
+        hdrs.CONTENT_TYPE: _JSON,
         H_MODEL: resp.model,
         H_PROVIDER: resp.provider,
         H_ROUTE: resp.route,
@@ -67,7 +72,7 @@ def _record_headers(record: AuditRecord | None) -> dict[str, str]:
     return {H_REQUEST_ID: record.request_id, H_ROUTE: record.route, H_ATTEMPTS: str(len(record.attempts))}
 
 
-async def _begin(request: web.Request) -> tuple[State, Generation, list[AuditRecord | None], Any]:
+def _begin(request: web.Request) -> tuple[State, Generation, list[AuditRecord | None], Any]:
     state = _state(request)
     assert state.holder is not None
     slot: list[AuditRecord | None] = [None]
@@ -75,14 +80,25 @@ async def _begin(request: web.Request) -> tuple[State, Generation, list[AuditRec
     return state, state.holder.acquire(), slot, token
 
 
+def _meta(request: web.Request) -> dict[str, str] | None:
+    """X-Turnout-Meta-<key> headers as {key: value}, or None (the usual case) without a dict."""
+    meta = None
+    for k, v in request.headers.items():
+        if k[:_META_LEN].lower() == _META:
+            if meta is None:
+                meta = {}
+            meta[k[_META_LEN:].lower()] = v
+    return meta
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     t0 = time.perf_counter()
     body = decode_json(await request.read())
     req, include_usage = parse_chat(body)
-    meta = {k[_META_LEN:].lower(): v for k, v in request.headers.items() if k.lower().startswith(_META)}
+    meta = _meta(request)
     if meta:  # X-Turnout-Meta-<key> headers: routing hints, as the body's metadata (router.patterns)
         req.metadata = {**req.metadata, **meta}
-    state, gen, slot, token = await _begin(request)
+    state, gen, slot, token = _begin(request)
     try:
         if req.stream:
             return await _stream(request, state, gen, req, include_usage, slot)
@@ -95,7 +111,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
         state.metrics.overhead.observe(max(overhead, 0.0))
         payload = chat_json(resp, "chatcmpl-" + resp.request_id, int(time.time()))
-        return web.Response(body=json.dumps(payload).encode(), content_type=_JSON, headers=headers)
+        return web.Response(body=json.dumps(payload).encode(), headers=headers)
     finally:
         CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
@@ -169,16 +185,14 @@ async def _stream(
 async def embeddings(request: web.Request) -> web.StreamResponse:
     body = decode_json(await request.read())
     req, fmt = parse_embeddings(body)
-    state, gen, slot, token = await _begin(request)
+    state, gen, slot, token = _begin(request)
     try:
         try:
             resp = await gen.router.embed(req)
         except RouterError as err:
             return _error(state, err, slot[0])
         return web.Response(
-            body=json.dumps(embeddings_json(resp, fmt)).encode(),
-            content_type=_JSON,
-            headers=_answer_headers(resp),
+            body=json.dumps(embeddings_json(resp, fmt)).encode(), headers=_answer_headers(resp)
         )
     finally:
         CURRENT_RECORD.reset(token)

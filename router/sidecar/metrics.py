@@ -182,37 +182,72 @@ class Metrics:
             "turnout_config_reloads_total", "Configuration reloads", ["outcome"], registry=r
         )
         r.register(_FromSnapshot(snapshot))
+        self._requests = _Children(self.requests)
+        self._duration = _Children(self.duration)
+        self._ttft = _Children(self.ttft)
+        self._attempts = _Children(self.attempts)
+        self._attempt_duration = _Children(self.attempt_duration)
+        self._errors = _Children(self.errors)
+        self._fallbacks = _Children(self.fallbacks)
+        self._retries = _Children(self.retries)
+        self._tokens = _Children(self.tokens)
+        self._cost = _Children(self.cost)
+        self._breaker_changes = _Children(self.breaker_changes)
 
     # RouterListener -------------------------------------------------------------------------------
     def on_attempt(self, route: str, attempt: AttemptRecord) -> None:
         model = attempt.model
-        self.attempts.labels(route, model, attempt.outcome).inc()
+        self._attempts(route, model, attempt.outcome).inc()
         if attempt.outcome == "skipped":
             return
-        self.attempt_duration.labels(model).observe(attempt.latency_s)
+        self._attempt_duration(model).observe(attempt.latency_s)
         if attempt.outcome == "error":
-            self.errors.labels(model, attempt.error_kind or "unknown").inc()
+            self._errors(model, attempt.error_kind or "unknown").inc()
         if attempt.usage is not None:
-            self.tokens.labels(route, model, "input").inc(attempt.usage.input_tokens)
-            self.tokens.labels(route, model, "output").inc(attempt.usage.output_tokens)
+            self._tokens(route, model, "input").inc(attempt.usage.input_tokens)
+            self._tokens(route, model, "output").inc(attempt.usage.output_tokens)
         if attempt.cost_usd:
-            self.cost.labels(route, model).inc(attempt.cost_usd)
+            self._cost(route, model).inc(attempt.cost_usd)
 
     def on_request(self, record: AuditRecord) -> None:
         if not record.candidates:  # an unknown route: the client's string must not become a label
             return
         route, model = record.route, record.winner or "none"
-        self.requests.labels(route, model, record.outcome).inc()
-        self.duration.labels(route, model).observe(record.latency_s)
+        self._requests(route, model, record.outcome).inc()
+        self._duration(route, model).observe(record.latency_s)
+        if len(record.attempts) == 1 and not record.streamed:  # one try: no retry, fallback, TTFT
+            return
         last: str | None = None
         for attempt in record.attempts:
             if attempt.model == last and attempt.outcome != "skipped":
-                self.retries.labels(route, attempt.model).inc()
+                self._retries(route, attempt.model).inc()
             elif last is not None and attempt.model != last:
-                self.fallbacks.labels(route, last, attempt.model).inc()
+                self._fallbacks(route, last, attempt.model).inc()
             if record.streamed and attempt.outcome == "success" and attempt.ttft_s is not None:
-                self.ttft.labels(route, model).observe(attempt.ttft_s)
+                self._ttft(route, model).observe(attempt.ttft_s)
             last = attempt.model
 
     def on_breaker_change(self, model: str, old: str, new: str) -> None:
-        self.breaker_changes.labels(model, str(new)).inc()
+        self._breaker_changes(model, str(new)).inc()
+
+
+class _Children:
+    """A labelled metric's children, cached by label values.
+
+    ``metric.labels(...)`` validates the values and takes a lock on every call; the listener runs
+    it several times per request. Label values come from the configuration (routes, models) and
+    fixed vocabularies (outcomes, error kinds), so the cache stays as small as the metric itself.
+    Children are made on first use, so a series appears in /metrics exactly when it used to.
+    """
+
+    __slots__ = ("_cache", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._cache.get(labels)
+        if child is None:
+            child = self._cache[labels] = self._metric.labels(*labels)
+        return child
