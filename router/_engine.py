@@ -324,7 +324,12 @@ class RequestRun:
         dep = rt.deployment
         if wait is not None and source == "none":
             source = "cooldown"  # a breaker (the shared gate's), open for a known time
+        again = rt.name in self.blocked
         self.blocked[rt.name] = None if wait is None else (self.clock.now() + wait, source)
+        if again:
+            # Re-checked after waiting for a blocked chain (a half-open probe still out, every
+            # 50 ms): the same decision again, so the audit keeps the one record it has.
+            return
         err = E.Unavailable(message, provider=dep.provider, model=dep.name, retry_after=wait)
         self.errors.append(err)
         self.emit(

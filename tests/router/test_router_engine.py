@@ -235,6 +235,9 @@ async def test_requests_waiting_out_a_cooldown_all_get_through_after_the_probe()
     assert len(rig.fake.calls) == 4
     skipped = [a.message for r in rig.log.records()[-3:] for a in r.attempts if a.outcome == "skipped"]
     assert "circuit breaker half-open, probe in flight" in skipped
+    for record in rig.log.records()[-3:]:  # re-checked every 50 ms while the probe is out...
+        skips = [a.model for a in record.attempts if a.outcome == "skipped"]
+        assert len(skips) == len(set(skips))  # ...but recorded once per deployment
 
 
 async def test_a_chain_closed_beyond_the_wait_fails_at_once_saying_when() -> None:
