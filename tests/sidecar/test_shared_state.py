@@ -108,25 +108,36 @@ async def test_a_breaker_opened_through_one_sidecar_is_open_on_the_other(redis_s
         assert await metric(s, b, "turnout_breaker_state") == 2.0
 
 
+async def traffic_until_shared(
+    session: aiohttp.ClientSession, a: TestServer, b: TestServer, statuses: list[int]
+) -> None:
+    """Send requests to both replicas until both are on the shared store again (the store
+    reconnects in the background); synchronisation, not a timed assertion."""
+    for _ in range(500):
+        statuses += await asyncio.gather(*(post(session, srv) for srv in [a, b]))
+        if (
+            await metric(session, a, "turnout_state_store_up") == 1.0
+            and await metric(session, b, "turnout_state_store_up") == 1.0
+        ):
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_redis_restart_mid_traffic_loses_nothing_and_the_gauge_follows(
     redis_server: RedisServer,
 ) -> None:
     async with replicas(redis_server.url) as (mock, (a, b)), aiohttp.ClientSession() as s:
         statuses = list(await asyncio.gather(*(post(s, srv) for srv in [a, b] * 5)))
+        # On a busy machine a first call can miss the store's timeout; the replica then serves
+        # locally and reconnects: wait for that before the outage under test.
+        await traffic_until_shared(s, a, b, statuses)
         assert await metric(s, a, "turnout_state_store_up") == 1.0
         redis_server.kill()
         statuses += await asyncio.gather(*(post(s, srv) for srv in [a, b] * 5))
         assert await metric(s, a, "turnout_state_store_up") == 0.0
         assert await metric(s, a, "turnout_state_store_errors_total") >= 1
         redis_server.start()
-        for _ in range(500):  # the background reconnect; synchronisation, not a timed assertion
-            statuses += await asyncio.gather(*(post(s, srv) for srv in [a, b]))
-            if (
-                await metric(s, a, "turnout_state_store_up") == 1.0
-                and await metric(s, b, "turnout_state_store_up") == 1.0
-            ):
-                break
-            await asyncio.sleep(0.01)
+        await traffic_until_shared(s, a, b, statuses)
         assert await metric(s, b, "turnout_state_store_up") == 1.0
         assert set(statuses) == {200}
         assert len(mock.core.journal) == len(statuses)
