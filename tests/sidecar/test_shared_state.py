@@ -45,7 +45,7 @@ def config(mock_url: str, redis_url: str, **gpt: Any) -> Any:
             },
             "models": {"gpt": {"provider": "openai", "model": "gpt-4o-mini", **gpt}},
             "defaults": {"retries": 0, "breaker": {"failures": 3, "window": "60s", "cooldown": "30s"}},
-            "state": {"backend": "redis", "url": redis_url, "timeout": "500ms"},
+            "state": {"backend": "redis", "url": redis_url, "timeout": "2s"},
         }
     )
 

@@ -34,7 +34,7 @@ def config(urls: dict[str, str], redis_url: str | None, **gpt: Any) -> Any:
         },
     }
     if redis_url is not None:
-        data["state"] = {"backend": "redis", "url": redis_url, "prefix": "t", "timeout": "500ms"}
+        data["state"] = {"backend": "redis", "url": redis_url, "prefix": "t", "timeout": "2s"}
     return parse_config(data)
 
 
