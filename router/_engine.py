@@ -42,6 +42,7 @@ from router.cost import PriceTable
 from router.deadline import Deadline
 from router.headers import RateLimitSnapshot
 from router.hooks import RouterListener
+from router.ratelimit import estimate_tokens
 from router.retry import AttemptState
 from router.types import AttemptRecord, AuditRecord, Usage, WaitSource
 
@@ -297,8 +298,6 @@ class RequestRun:
         limiter = rt.limiter
         estimate = 0
         if limiter.tpm is not None:
-            from router.ratelimit import estimate_tokens
-
             estimate = estimate_tokens(self.text_chars(), self.tokens_hint or rt.deployment.max_tokens)
         waited = 0.0
         while True:
