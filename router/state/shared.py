@@ -21,11 +21,10 @@ state. With the memory backend none of this exists: the engine's only extra work
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from router.breaker import CircuitBreaker
-from router.clock import SYSTEM_CLOCK, Clock
+from router.clock import Clock
 from router.errors import ErrorKind
 from router.headers import RateLimitSnapshot
 from router.ratelimit import RateLimiter, estimate_tokens
@@ -215,17 +214,8 @@ class SharedBreaker(CircuitBreaker):
 
     __slots__ = ("shared",)
 
-    def __init__(
-        self,
-        failures: int = 5,
-        window: float = 30.0,
-        cooldown: float = 15.0,
-        clock: Clock = SYSTEM_CLOCK,
-        max_cooldown: float = 300.0,
-        backoff: float = 2.0,
-        on_change: Callable[[str, str], None] | None = None,
-    ) -> None:
-        super().__init__(failures, window, cooldown, clock, max_cooldown, backoff, on_change)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # CircuitBreaker's own parameters
+        super().__init__(*args, **kwargs)
         self.shared: SharedDeployment | None = None
 
     def on_success(self) -> None:
