@@ -3,6 +3,7 @@
 Point any OpenAI client at ``http://HOST:PORT/v1``; the request's ``model`` names a route.
 ``--check`` validates the file and prints a summary without serving (exit 2 if it is invalid).
 SIGHUP (or ``POST /admin/reload``) reloads the file; SIGTERM/SIGINT drain and stop.
+``--loop`` picks the event loop: uvloop when it is installed (``auto``, the default), else asyncio's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--check", action="store_true", help="validate the configuration, print a summary, exit"
+    )
+    parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "asyncio", "uvloop"],
+        help="event loop (default auto: uvloop when it is installed, else asyncio's)",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 

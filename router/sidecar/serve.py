@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 from aiohttp import web
@@ -84,6 +85,7 @@ async def serve(loaded: Loaded, host: str, port: int) -> int:
     print(f"turnout serve: listening on http://{host}:{actual}/v1 (config {loaded.source})", flush=True)
 
     loop = asyncio.get_running_loop()
+    log.info("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
     stop = asyncio.Event()
     reloads: set[asyncio.Task[None]] = set()
 
@@ -117,6 +119,21 @@ async def serve(loaded: Loaded, host: str, port: int) -> int:
     return 0
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to serve on: uvloop when asked for or, with ``auto``, when it is installed
+    (it cuts the loop's and the sockets' share of each request's CPU); None: asyncio's own."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -132,7 +149,14 @@ def main(args: argparse.Namespace) -> int:
     host = args.host or loaded.settings.server.host
     port = loaded.settings.server.port if args.port is None else args.port
     try:
-        return asyncio.run(serve(loaded, host, port))
+        factory = loop_factory(getattr(args, "loop", "auto"))
+    except ImportError:
+        print("turnout serve: --loop uvloop, but uvloop is not installed", file=sys.stderr)
+        return 2
+    try:
+        # asyncio.run() takes no loop factory before 3.12; a Runner does the same work.
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(serve(loaded, host, port))
     except OSError as exc:
         print(f"turnout serve: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -71,7 +71,25 @@ def test_missing_file_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot read" in capsys.readouterr().err
 
 
-async def test_process_reloads_on_sighup_and_drains_on_sigterm(tmp_path: Path) -> None:
+def test_loop_factory() -> None:
+    from router.sidecar.serve import loop_factory
+
+    assert loop_factory("asyncio") is None
+    try:
+        import uvloop
+    except ImportError:
+        assert loop_factory("auto") is None
+        with pytest.raises(ImportError):
+            loop_factory("uvloop")
+    else:
+        assert loop_factory("auto") is uvloop.new_event_loop
+        assert loop_factory("uvloop") is uvloop.new_event_loop
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_process_reloads_on_sighup_and_drains_on_sigterm(tmp_path: Path, loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
     upstream = SlowUpstream()
     async with TestServer(upstream.app) as up:
         url = str(up.make_url("/v1"))
@@ -82,6 +100,7 @@ async def test_process_reloads_on_sighup_and_drains_on_sigterm(tmp_path: Path) -
         path.write_text(yaml.safe_dump(config))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "turnout", "serve", "--config", str(path), "--port", "0",
+            "--loop", loop,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
