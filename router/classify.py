@@ -5,7 +5,8 @@ Three entry points, one per place a failure shows up:
 - :func:`classify_response`: an error status with the provider's body and headers;
 - :func:`classify_stream_error`: an in-band error event after the 200 (classified by the event's
   ``error.type``, mapped to the status that type stands for, then through the same table);
-- :func:`classify_exception`: a transport failure (refused, reset, timeout) raised by aiohttp.
+- :func:`classify_exception`: a transport failure (refused, reset, timeout) raised by
+  :mod:`router.transport` (the adapters) or aiohttp (the batch client).
 
 ``x-should-retry: false`` always makes an error non-retryable; ``x-should-retry: true`` is
 ignored for the classes that are never retried (400/401/403/404, context length, content policy,
@@ -24,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from router import errors as E
+from router import transport as T
 from router.headers import parse_retry_after, parse_should_retry
 
 __all__ = [
@@ -220,6 +222,16 @@ def classify_exception(exc: BaseException, *, provider: str, model: str, phase: 
     """The error for a transport failure; ``phase`` says what was going on (``connect``, ``read``)."""
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     kw: dict[str, Any] = {"provider": provider, "model": model}
+    if isinstance(exc, T.TransportError):
+        if isinstance(exc, T.ConnectTimeout):
+            return E.AttemptTimeout(f"connect timeout ({detail})", **kw)
+        if isinstance(exc, T.PayloadError):
+            return E.StreamCut(f"the answer was cut during {phase} ({detail})", **kw)
+        if isinstance(exc, T.ConnectError):
+            return E.ConnectFailed(f"cannot connect ({detail})", **kw)
+        if isinstance(exc, T.Disconnected):
+            return E.ConnectFailed(f"connection lost during {phase} ({detail})", **kw)
+        return E.ConnectFailed(f"transport error during {phase} ({detail})", **kw)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return E.AttemptTimeout(f"connect timeout ({detail})", **kw)
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):

@@ -1,10 +1,10 @@
-"""The HTTP half of every adapter: one long-lived aiohttp session per provider, one attempt per call.
+"""The HTTP half of every adapter: one keep-alive pool per provider, one attempt per call.
 
 A provider module supplies pure functions (a :class:`Codec`); :class:`HttpAdapter` does the I/O,
 enforces the attempt's limits and turns transport failures, error statuses and cut streams into
 :mod:`router.errors` classes. Limits are enforced here on the event loop's clock:
 
-- ``connect``: aiohttp's ``sock_connect``;
+- ``connect``: establishing a new connection (a pooled one is reused at once);
 - ``read`` (non-streaming): the whole answer, headers and body;
 - ``first_token`` (streaming): from the request until the first content delta;
 - ``idle`` (streaming): between meaningful events once content has begun (pings do not count);
@@ -19,12 +19,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from router import errors as E
 from router.adapters.base import AdapterEvent, CallOptions, Deployment, StreamAccumulator
 from router.classify import classify_exception, classify_response, malformed
 from router.sse import SSEEvent, SSEParser
+from router.transport import ConnectError, ConnectTimeout, HttpPool, Response
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -35,7 +34,7 @@ from router.types import (
     ToolCallDelta,
 )
 
-_TRANSPORT = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+_TRANSPORT = (OSError, asyncio.TimeoutError)  # router.transport's errors are ConnectionErrors
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,28 +59,15 @@ def _min(*values: float | None) -> float | None:
 
 
 class HttpAdapter:
-    """One provider over one ``aiohttp.ClientSession`` (created on first use, inside the loop)."""
+    """One provider over one :class:`router.transport.HttpPool` (at most ``connections`` in flight)."""
 
     def __init__(self, codec: Codec, *, connections: int = 256) -> None:
         self.codec = codec
         self.connections = connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=self.connections, ttl_dns_cache=300)
-            session = self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None),
-                skip_auto_headers=("User-Agent",),
-            )
-        return session
+        self._pool = HttpPool(limit=connections)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.aclose()
 
     def _where(self, deployment: Deployment) -> dict[str, Any]:
         return {"provider": deployment.provider, "model": deployment.name}
@@ -91,18 +77,22 @@ class HttpAdapter:
     ) -> Any:
         """POST and read a whole JSON answer; raises the classified error for anything else."""
         data = json.dumps(payload, separators=(",", ":")).encode()
-        session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.connect)
         phase = "connect"
+        resp: Response | None = None
         try:
             async with asyncio.timeout(_min(options.read, options.total)):
-                async with session.post(url, data=data, headers=deployment.headers, timeout=timeout) as resp:
-                    phase = "read"
-                    if options.on_headers is not None:
-                        options.on_headers(resp.headers)
-                    body = await resp.read()
-                    status = resp.status
-        except _TRANSPORT as exc:
+                resp = await self._pool.post(url, data, deployment.headers, connect_timeout=options.connect)
+                phase = "read"
+                if options.on_headers is not None:
+                    options.on_headers(resp.headers)
+                body = await resp.read()
+                status = resp.status
+            resp.release()
+        except BaseException as exc:
+            if resp is not None:
+                resp.close()
+            if not isinstance(exc, _TRANSPORT):
+                raise
             raise classify_exception(exc, **self._where(deployment), phase=phase) from exc
         if status >= 300:
             raise classify_response(self.codec.kind, status, body, resp.headers, **self._where(deployment))
@@ -142,8 +132,6 @@ class HttpAdapter:
         hard = start + options.total if options.total is not None else None
         first = _min(options.first_token, options.read)
         deadline = _min(start + first if first is not None else None, hard)
-        session = self._get_session()
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=options.connect)
 
         def expired(begun: bool) -> E.RouterError:
             if hard is not None and loop.time() >= hard - 1e-3:
@@ -154,12 +142,12 @@ class HttpAdapter:
 
         try:
             async with asyncio.timeout_at(deadline):
-                resp = await session.post(
-                    url=deployment.chat_url, data=data, headers=deployment.headers, timeout=timeout
+                resp = await self._pool.post(
+                    deployment.chat_url, data, deployment.headers, connect_timeout=options.connect
                 )
-        except TimeoutError as exc:
-            if isinstance(exc, aiohttp.ConnectionTimeoutError):
-                raise classify_exception(exc, **where, phase="connect") from exc
+        except (ConnectTimeout, ConnectError) as exc:
+            raise classify_exception(exc, **where, phase="connect") from exc
+        except TimeoutError:
             raise expired(False) from None
         except _TRANSPORT as exc:
             raise classify_exception(exc, **where, phase="connect") from exc
@@ -178,11 +166,10 @@ class HttpAdapter:
             parser = SSEParser()
             begun = False
             idle = options.idle
-            content = resp.content
             while not acc.done:
                 try:
                     async with asyncio.timeout_at(deadline):
-                        chunk = await content.readany()
+                        chunk = await resp.readany()
                 except TimeoutError:
                     raise expired(begun) from None
                 except _TRANSPORT as exc:
