@@ -7,10 +7,11 @@ Three targets, each served by its own process, the client being this process (on
 aiohttp session per target):
 
 - ``direct``: the mock (`turnout mock`) itself;
-- ``proxy``: a bare aiohttp pass-through proxy in front of the mock (this script, run with
-  ``--serve-proxy``): read the body, POST it upstream on one long-lived session, copy the answer
-  back (streams chunk by chunk). It is the floor of "one more loopback HTTP hop through aiohttp",
-  so ``proxy - direct`` is the hop itself and ``sidecar - proxy`` is turnout's own work;
+- ``proxy``: a bare pass-through proxy in front of the mock (this script, run with
+  ``--serve-proxy``) on the sidecar's own stack (aiohttp's server, turnout's HTTP client,
+  uvloop): read the body, POST it upstream, copy the answer back (streams chunk by chunk). It
+  is the floor of "one more loopback HTTP hop" with that stack, so ``proxy - direct`` is the hop
+  itself and ``sidecar - proxy`` is turnout's own work;
 - ``sidecar``: `turnout serve` with one route to the mock.
 
 For each concurrency the targets run in blocks, in an order rotated every round (so none always
@@ -80,40 +81,50 @@ def load_avg() -> str:
 
 
 def serve_proxy(port: int, upstream: str) -> None:
-    """A bare aiohttp pass-through proxy: what one more HTTP hop costs with nothing else done."""
+    """A bare pass-through proxy on the sidecar's own stack, with nothing else done.
+
+    The same server (aiohttp's web layer), the same client (:class:`router.transport.HttpPool`)
+    and the same event loop (uvloop where `turnout serve` would use it) as the sidecar, so
+    ``sidecar - proxy`` is turnout's own work and ``proxy - direct`` is the hop itself.
+    """
     from aiohttp import web
 
-    async def session_ctx(app: web.Application) -> object:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), skip_auto_headers=("User-Agent",)
-        ) as session:
-            app["session"] = session
-            yield
+    from router.transport import HttpPool
+
+    pool = HttpPool(limit=1024)
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        session: aiohttp.ClientSession = request.app["session"]
         body = await request.read()
-        headers = {"Content-Type": "application/json", "Authorization": request.headers["Authorization"]}
-        async with session.post(upstream + request.path, data=body, headers=headers) as up:
-            ctype = up.headers.get("Content-Type", "")
+        headers = {"content-type": "application/json", "authorization": request.headers["Authorization"]}
+        up = await pool.post(upstream + request.path, body, headers)
+        ctype = up.headers.get("Content-Type", "")
+        try:
             if ctype.startswith("text/event-stream"):
                 resp = web.StreamResponse(status=up.status, headers={"Content-Type": ctype})
                 await resp.prepare(request)
-                async for chunk in up.content.iter_any():
+                while chunk := await up.readany():
                     await resp.write(chunk)
                 await resp.write_eof()
                 return resp
             data = await up.read()
             return web.Response(body=data, status=up.status, headers={"Content-Type": ctype})
+        finally:
+            up.release()
 
     async def health(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     app = web.Application()
-    app.cleanup_ctx.append(session_ctx)  # type: ignore[arg-type]
     app.router.add_get("/health", health)
     app.router.add_post("/{tail:.*}", handler)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    loop = None
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        pass
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=loop)
 
 
 # --- the client ------------------------------------------------------------------------------------
@@ -274,6 +285,15 @@ async def main(args: argparse.Namespace) -> None:
                 await proc.wait()
 
 
+def _version_or_none(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "none"
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(
@@ -301,7 +321,8 @@ async def run(
     print(
         f"date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}  commit {git_commit()}"
         f"  python {platform.python_version()}  aiohttp {aiohttp.__version__}"
-        f"  prometheus_client {version('prometheus_client')}  cpus {os.cpu_count()}"
+        f"  prometheus_client {version('prometheus_client')}  httptools {version('httptools')}"
+        f"  uvloop {_version_or_none('uvloop')}  cpus {os.cpu_count()}"
     )
     print(
         f"requests/target/concurrency {args.requests} in {args.rounds} rounds (order rotated);"
