@@ -272,6 +272,7 @@ class Router:
                 async for ev in events:
                     head.append(ev)
                     if isinstance(ev, StreamEnd):
+                        await _aclose(events)  # read whole: close it now (see the end of stream())
                         return _Opened(head, None, ttft)
                     if ttft is None:
                         ttft = clock.now() - started
@@ -329,6 +330,10 @@ class Router:
             won.rt.limiter.refund(won.estimate)
             self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
             raise
+        # The adapter's stream stops at its StreamEnd but is not finished: closed here, it hands its
+        # connection back now. Left to the garbage collector, the loop's finalizer hook would do it
+        # later, at the cost of a task and a thread-safe wake-up per stream.
+        await _aclose(opened.rest)
         resp = end.response
         self._settle_success(run, won, resp.usage)
         resp.latency_s = won.record.latency_s
