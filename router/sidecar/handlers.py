@@ -16,7 +16,7 @@ from router.sidecar.lifecycle import RouterHolder
 from router.sidecar.state import CURRENT_RECORD, STATE, State, reload
 from router.sidecar.wire import (
     ChunkWriter,
-    chat_json,
+    chat_body,
     decode_json,
     embeddings_json,
     error_frame,
@@ -42,6 +42,17 @@ _SSE_HEADERS = {
     hdrs.CACHE_CONTROL: "no-cache",
     "X-Accel-Buffering": "no",
 }
+
+
+class _EventStream(web.StreamResponse):
+    """An SSE response whose headers leave with its first frame, in one write.
+
+    aiohttp's StreamResponse sends its headers on ``prepare()``, in a write (a syscall, a packet)
+    of their own. The router yields StreamStart only once the first content has arrived, and that
+    content follows at once, so waiting for it costs no time to first token.
+    """
+
+    _send_headers_immediately = False
 
 
 def _state(request: web.Request) -> State:
@@ -110,8 +121,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], resp.latency_s)
         headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
         state.metrics.overhead.observe(max(overhead, 0.0))
-        payload = chat_json(resp, "chatcmpl-" + resp.request_id, int(time.time()))
-        return web.Response(body=json.dumps(payload).encode(), headers=headers)
+        body_out = chat_body(resp, "chatcmpl-" + resp.request_id, int(time.time()))
+        return web.Response(body=body_out, headers=headers)
     finally:
         CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
@@ -148,7 +159,7 @@ async def _stream(
                     H_ATTEMPTS: str(ev.attempts),
                     H_REQUEST_ID: ev.request_id,
                 }
-                response = web.StreamResponse(headers=headers)
+                response = _EventStream(headers=headers)
                 await response.prepare(request)
                 writer = ChunkWriter(
                     "chatcmpl-" + ev.request_id,
@@ -158,7 +169,9 @@ async def _stream(
                 )
             elif type(ev) is StreamEnd:
                 assert response is not None and writer is not None
-                await response.write(writer.end(ev.response))
+                # The last frames and the end of the chunked body in one write; nothing follows.
+                await response.write_eof(writer.end(ev.response))
+                break
             else:  # ToolCallDelta
                 assert response is not None and writer is not None
                 await response.write(writer.tool(ev))  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from json.encoder import encode_basestring_ascii as _jstr  # what json.dumps does with a str
 from typing import Any
 
 from router.types import (
@@ -362,6 +363,34 @@ def chat_json(resp: ChatResponse, completion_id: str, created: int) -> dict[str,
     }
 
 
+def chat_body(resp: ChatResponse, completion_id: str, created: int) -> bytes:
+    """``json.dumps(chat_json(...)).encode()``: the same bytes, spliced from a template.
+
+    ``json.dumps`` builds a new encoder on every call and walks the dict: about 10 us a response
+    on a small VM, a fifth of the sidecar's own time. Answers with tool calls (and any field of an
+    unexpected type) take the general path.
+    """
+    u = resp.usage
+    inp, out, cached = u.input_tokens, u.output_tokens, u.cached_input_tokens
+    if (
+        resp.tool_calls
+        or type(resp.content) is not str
+        or type(created) is not int
+        or type(inp) is not int
+        or type(out) is not int
+        or type(cached) is not int
+    ):
+        return json.dumps(chat_json(resp, completion_id, created)).encode()
+    return (
+        f'{{"id": {_jstr(completion_id)}, "object": "chat.completion", "created": {created}, '
+        f'"model": {_jstr(_answer_model(resp))}, "choices": [{{"index": 0, "message": '
+        f'{{"role": "assistant", "content": {_jstr(resp.content)}, "refusal": null}}, '
+        f'"finish_reason": {_jstr(_FINISH.get(resp.finish_reason, "stop"))}, "logprobs": null}}], '
+        f'"usage": {{"prompt_tokens": {inp}, "completion_tokens": {out}, "total_tokens": {inp + out}, '
+        f'"prompt_tokens_details": {{"cached_tokens": {cached}}}}}}}'
+    ).encode()
+
+
 def embeddings_json(resp: EmbeddingResponse, fmt: str) -> dict[str, Any]:
     data = []
     for i, vec in enumerate(resp.vectors):
@@ -410,7 +439,11 @@ class ChunkWriter:
         return self._delta({"content": ""})
 
     def text(self, text: str) -> bytes:
-        return self._delta({"content": text})
+        if self._first:
+            return self._delta({"content": text})
+        # The frame of every later token: json.dumps of the one-key delta, spliced by hand (it is
+        # written once per token; json.dumps costs ~20 times more than escaping the string).
+        return self._prefix + b'{"content": ' + _jstr(text).encode() + b"}" + self._suffix
 
     def tool(self, ev: ToolCallDelta) -> bytes:
         call: dict[str, Any] = {"index": ev.index}
