@@ -120,7 +120,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         headers = _answer_headers(resp)
         overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], resp.latency_s)
         headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
-        state.metrics.overhead.observe(max(overhead, 0.0))
+        state.metrics.observe_overhead(max(overhead, 0.0))
         body_out = chat_body(resp, "chatcmpl-" + resp.request_id, int(time.time()))
         return web.Response(body=body_out, headers=headers)
     finally:

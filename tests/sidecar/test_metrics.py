@@ -54,3 +54,25 @@ def test_skipped_error_fallback_and_stream_series() -> None:
     m.on_breaker_change("b", "closed", "open")
     m.on_breaker_change("b", "closed", "open")
     assert get("turnout_breaker_transitions_total", {"model": "b", "state": "open"}) == 2
+
+
+def test_deferred_updates_show_at_every_read_and_stay_bounded() -> None:
+    m = Metrics()
+    get = m.registry.get_sample_value
+    ok = _attempt("a", latency_s=0.02, usage=Usage(input_tokens=3, output_tokens=5))
+    m.on_attempt("r", ok)
+    assert get("turnout_attempts_total", {"route": "r", "model": "a", "outcome": "success"}) == 1
+    m.on_attempt("r", ok)  # after a read, later updates still arrive
+    assert get("turnout_tokens_total", {"route": "r", "model": "a", "direction": "input"}) == 6
+    m.observe_overhead(0.0003)
+    assert get("turnout_sidecar_overhead_seconds_count") == 1
+    for _ in range(5000):  # never scraped: the pending observations stay few
+        m.observe_overhead(0.0003)
+    assert len(m._overhead.values) < 1000
+    assert get("turnout_sidecar_overhead_seconds_count") == 5001
+    try:
+        m._tokens("r", "a", "input").inc(-1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a negative count must be refused at once")
