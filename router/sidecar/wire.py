@@ -415,11 +415,14 @@ class ChunkWriter:
     __slots__ = ("_first", "_prefix", "_suffix", "_tool_ids", "include_usage")
 
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
-        head = json.dumps(
-            {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+        # json.dumps of {"id", "object", "created", "model"} without its closing brace, spliced
+        # by hand (created is an int: the handler's int(time.time())).
+        head = (
+            f'{{"id": {_jstr(completion_id)}, "object": "chat.completion.chunk", '
+            f'"created": {int(created)}, "model": {_jstr(model)}'
         )
         # Splice the per-chunk part into a precomputed prefix instead of re-encoding the envelope.
-        self._prefix = b"data: " + head[:-1].encode() + b', "choices": [{"index": 0, "delta": '
+        self._prefix = b"data: " + head.encode() + b', "choices": [{"index": 0, "delta": '
         self._suffix = (
             b', "logprobs": null, "finish_reason": null}]'
             + (b', "usage": null' if include_usage else b"")
@@ -439,11 +442,14 @@ class ChunkWriter:
         return self._delta({"content": ""})
 
     def text(self, text: str) -> bytes:
+        # json.dumps of the delta, spliced by hand: it is written once per token, and json.dumps
+        # (a new encoder per call) costs ~20 times more than escaping the one string.
         if self._first:
-            return self._delta({"content": text})
-        # The frame of every later token: json.dumps of the one-key delta, spliced by hand (it is
-        # written once per token; json.dumps costs ~20 times more than escaping the string).
-        return self._prefix + b'{"content": ' + _jstr(text).encode() + b"}" + self._suffix
+            self._first = False
+            delta = b'{"role": "assistant", "content": ' + _jstr(text).encode() + b"}"
+        else:
+            delta = b'{"content": ' + _jstr(text).encode() + b"}"
+        return self._prefix + delta + self._suffix
 
     def tool(self, ev: ToolCallDelta) -> bytes:
         call: dict[str, Any] = {"index": ev.index}

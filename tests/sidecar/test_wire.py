@@ -41,3 +41,16 @@ def test_chunk_writer_text_frames(usage: bool) -> None:
     fast, slow = ChunkWriter("c-1", 5, "m", usage), ChunkWriter("c-1", 5, "m", usage)
     for text in TEXTS:
         assert fast.text(text) == slow._delta({"content": text})
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", 'odd "model" é'])
+def test_chunk_writer_frames_are_json_dumps_of_the_chunk(model: str) -> None:
+    w = ChunkWriter("chatcmpl-ab-1", 1700000000, model, False)
+    head = {"id": "chatcmpl-ab-1", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
+
+    def frame(delta: dict[str, str]) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        return b"data: " + json.dumps({**head, "choices": [choice]}).encode() + b"\n\n"
+
+    assert w.text("first") == frame({"role": "assistant", "content": "first"})
+    assert w.text('then "more"') == frame({"content": 'then "more"'})
