@@ -171,24 +171,30 @@ def _messages(value: Any) -> list[Message]:
             "Invalid 'messages': empty array. Expected an array with minimum length 1.", "messages"
         )
     out: list[Message] = []
+    # Per message, the usual case (a plain object, a known role, string content) formats no
+    # field path: it is built only for the checks that need it (a few us a message otherwise).
     for i, msg in enumerate(value):
-        path = f"messages[{i}]"
-        _want(msg, dict, path, "an object")
+        if type(msg) is not dict:
+            _want(msg, dict, f"messages[{i}]", "an object")
         role: Any = _ROLES.get(msg.get("role"))
         if role is None:
+            path = f"messages[{i}]"
             raise WireError(
                 f"Invalid value for '{path}.role': {msg.get('role')!r}; expected one of "
                 "'system', 'developer', 'user', 'assistant', 'tool'.",
                 f"{path}.role",
             )
-        m = Message(role=role, content=_content(msg.get("content"), f"{path}.content", role))
+        content = msg.get("content")
+        if type(content) is not str:
+            content = _content(content, f"messages[{i}].content", role)
+        m = Message(role=role, content=content)
         name = msg.get("name")
         if name is not None:
-            m.name = _want(name, str, f"{path}.name", "a string")
+            m.name = _want(name, str, f"messages[{i}].name", "a string")
         if role == "assistant" and msg.get("tool_calls") is not None:
-            m.tool_calls = _tool_calls(msg["tool_calls"], f"{path}.tool_calls")
+            m.tool_calls = _tool_calls(msg["tool_calls"], f"messages[{i}].tool_calls")
         if role == "tool":
-            m.tool_call_id = _want(msg.get("tool_call_id"), str, f"{path}.tool_call_id", "a string")
+            m.tool_call_id = _want(msg.get("tool_call_id"), str, f"messages[{i}].tool_call_id", "a string")
         out.append(m)
     return out
 
