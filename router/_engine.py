@@ -279,9 +279,9 @@ class RequestRun:
             shared = await rt.shared.gate(self, rt)
             if shared is not False:
                 return shared
-        now = self.clock.now()
         breaker = rt.breaker
         if not breaker.allow():
+            now = self.clock.now()  # read only for a closed door: the open one needs no time
             retry_at = breaker.retry_at
             source: WaitSource = "retry-after" if breaker.asked else "cooldown"
             if retry_at is None:  # half-open, another request's probe in flight: it answers soon
