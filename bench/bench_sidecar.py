@@ -8,7 +8,7 @@ aiohttp session per target):
 
 - ``direct``: the mock (`turnout mock`) itself;
 - ``proxy``: a bare pass-through proxy in front of the mock (this script, run with
-  ``--serve-proxy``) on the sidecar's own stack (aiohttp's server, turnout's HTTP client,
+  ``--serve-proxy``) on the sidecar's own stack (its front door, turnout's HTTP client,
   uvloop): read the body, POST it upstream, copy the answer back (streams chunk by chunk). It
   is the floor of "one more loopback HTTP hop" with that stack, so ``proxy - direct`` is the hop
   itself and ``sidecar - proxy`` is turnout's own work;
@@ -83,48 +83,56 @@ def load_avg() -> str:
 def serve_proxy(port: int, upstream: str) -> None:
     """A bare pass-through proxy on the sidecar's own stack, with nothing else done.
 
-    The same server (aiohttp's web layer), the same client (:class:`router.transport.HttpPool`)
-    and the same event loop (uvloop where `turnout serve` would use it) as the sidecar, so
-    ``sidecar - proxy`` is turnout's own work and ``proxy - direct`` is the hop itself.
+    The same front door (:class:`router.sidecar.front.Front`, aiohttp behind it for other
+    paths), the same client (:class:`router.transport.HttpPool`) and the same event loop (uvloop
+    where `turnout serve` would use it) as the sidecar, so ``sidecar - proxy`` is turnout's own
+    work and ``proxy - direct`` is the hop itself.
     """
     from aiohttp import web
 
+    from router.sidecar.front import Exchange, Front
     from router.transport import HttpPool
 
     pool = HttpPool(limit=1024)
+    target = upstream + "/openai/v1/chat/completions"
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        headers = {"content-type": "application/json", "authorization": request.headers["Authorization"]}
-        up = await pool.post(upstream + request.path, body, headers)
+    async def dispatch(kind: str, ex: Exchange) -> None:
+        headers = {"content-type": "application/json", "authorization": ex.headers["authorization"]}
+        up = await pool.post(target, ex.body, headers)
         ctype = up.headers.get("Content-Type", "")
         try:
             if ctype.startswith("text/event-stream"):
-                resp = web.StreamResponse(status=up.status, headers={"Content-Type": ctype})
-                await resp.prepare(request)
+                await ex.start(up.status, {"content-type": ctype}, await up.readany())
                 while chunk := await up.readany():
-                    await resp.write(chunk)
-                await resp.write_eof()
-                return resp
-            data = await up.read()
-            return web.Response(body=data, status=up.status, headers={"Content-Type": ctype})
+                    await ex.write(chunk)
+                await ex.end()
+                return
+            ex.respond(up.status, {"content-type": ctype}, await up.read())
         finally:
             up.release()
 
     async def health(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_get("/health", health)
-    app.router.add_post("/{tail:.*}", handler)
-    loop = None
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/health", health)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        assert runner.server is not None
+        front = Front(dispatch, runner.server, max_body=1 << 20)
+        await asyncio.get_running_loop().create_server(front, "127.0.0.1", port, backlog=1024)
+        await asyncio.Event().wait()
+
+    factory = None
     try:
         import uvloop
 
-        loop = uvloop.new_event_loop()
+        factory = uvloop.new_event_loop
     except ImportError:
         pass
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
 
 
 # --- the client ------------------------------------------------------------------------------------
@@ -144,8 +152,10 @@ async def start(cmd: list[str], ready: Callable[[], Awaitable[bool]]) -> asyncio
 
 
 async def up(session: aiohttp.ClientSession, url: str) -> bool:
+    # Connection: close: a kept-alive probe connection would be reused for the measured requests,
+    # and the front door hands a connection that asked for another path to aiohttp for good.
     try:
-        async with session.get(url) as r:
+        async with session.get(url, headers={"Connection": "close"}) as r:
             return r.status == 200
     except aiohttp.ClientError:
         return False
@@ -275,7 +285,7 @@ async def main(args: argparse.Namespace) -> None:
             procs.insert(0, side)
             urls = {
                 "direct": f"{mock_url}/openai/v1/chat/completions",
-                "proxy": f"{proxy_url}/openai/v1/chat/completions",
+                "proxy": f"{proxy_url}/v1/chat/completions",
                 "sidecar": f"{side_url}/v1/chat/completions",
             }
             await run(args, session, urls, side.pid, proxy.pid)

@@ -169,10 +169,10 @@ class SidecarTarget(Target):
 
     async def start(self) -> Self:
         import aiohttp
-        from aiohttp import web
 
         from router import Router
         from router.sidecar import Built, create_app
+        from router.sidecar.server import SidecarServer
         from router.sidecar.settings import parse_settings
 
         settings = parse_settings(self.sidecar, source="router.config")
@@ -181,13 +181,9 @@ class SidecarTarget(Target):
         def factory() -> Built:
             return Built(router=Router(config, rng_seed=seed), listeners=(listener,))
 
-        app = create_app(settings, factory)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        # Served as `turnout serve` serves it: the front door, aiohttp behind it.
+        self._server = await SidecarServer(create_app(settings, factory)).start_server()
+        self.url = f"http://127.0.0.1:{self._server.port}/v1/chat/completions"
         limit = max(self.traffic.workers, 64)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=None)
@@ -196,7 +192,7 @@ class SidecarTarget(Target):
 
     async def close(self) -> None:
         await self._session.close()
-        await self._runner.cleanup()
+        await self._server.close()
 
     async def send(self, p: Planned, rec: RequestRecord) -> None:
         import aiohttp

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,8 @@ from router.errors import RouterError
 from router.sidecar import handlers
 from router.sidecar.alerts import AlertWatcher
 from router.sidecar.errors import error_body, router_error_response
+from router.sidecar.front import FAST_PATHS, Dispatch
+from router.sidecar.handlers import Exchange
 from router.sidecar.lifecycle import RouterHolder
 from router.sidecar.metrics import Metrics
 from router.sidecar.settings import SidecarSettings
@@ -30,46 +33,60 @@ from router.sidecar.wire import WireError
 
 log = logging.getLogger("turnout.sidecar")
 
+# The front door's dispatch for the hot endpoints (router.sidecar.server.SidecarServer).
+DISPATCH: web.AppKey[Dispatch] = web.AppKey("dispatch")
 
-def json_error(
-    status: int, message: str, *, code: str | None = None, param: str | None = None, headers: Any = None
-) -> web.Response:
-    return web.json_response(
-        error_body(message, status=status, code=code, param=param), status=status, headers=headers
-    )
+
+def _json(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Answer:
+    body = json.dumps(error_body(message, status=status, code=code)).encode()
+    return status, {"Content-Type": "application/json", **(headers or {})}, body
+
+
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body: an answer either server can send
+
+
+def error_answer(state: State, exc: Exception, method: str, path: str) -> Answer:
+    """Every failure as an OpenAI-shaped JSON error; never a bare 500 page or a traceback."""
+    if isinstance(exc, WireError):
+        state.metrics.rejections.labels("bad_request").inc()
+        body = error_body(exc.message, status=400, code="invalid_request", param=exc.param)
+        return 400, {"Content-Type": "application/json"}, json.dumps(body).encode()
+    if isinstance(exc, RouterError):
+        status, err, headers = router_error_response(exc, state.scrub)
+        if status == 404:
+            state.metrics.rejections.labels("unknown_route").inc()
+        return status, {"Content-Type": "application/json", **headers}, json.dumps(err).encode()
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        state.metrics.rejections.labels("body_too_large").inc()
+        limit = state.settings.server.max_body_bytes
+        return _json(413, f"Request body too large: the limit is {limit} bytes.", "body_too_large")
+    if isinstance(exc, web.HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return _json(exc.status, f"{exc.reason}: {method} {path}", code)
+    log.exception("unhandled error serving %s %s", method, path, exc_info=exc)
+    return _json(500, "Internal error in the sidecar.", "internal_error")
+
+
+def _respond(answer: Answer) -> web.Response:
+    status, headers, body = answer
+    return web.Response(status=status, headers=headers, body=body)
 
 
 def errors_middleware(state: State) -> Any:
-    """Every failure as an OpenAI-shaped JSON error; never a bare 500 page or a traceback."""
+    """Failures in aiohttp's handlers as :func:`error_answer`s."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             return await handler(request)
-        except WireError as exc:
-            state.metrics.rejections.labels("bad_request").inc()
-            return json_error(400, exc.message, code="invalid_request", param=exc.param)
-        except RouterError as exc:
-            status, body, headers = router_error_response(exc, state.scrub)
-            if status == 404:
-                state.metrics.rejections.labels("unknown_route").inc()
-            return web.json_response(body, status=status, headers=headers)
-        except web.HTTPRequestEntityTooLarge:
-            state.metrics.rejections.labels("body_too_large").inc()
-            limit = state.settings.server.max_body_bytes
-            return json_error(
-                413, f"Request body too large: the limit is {limit} bytes.", code="body_too_large"
-            )
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-            return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}", code=code)
-        except (asyncio.CancelledError, ConnectionResetError):
-            raise
-        except Exception:
-            log.exception("unhandled error serving %s %s", request.method, request.path)
-            return json_error(500, "Internal error in the sidecar.", code="internal_error")
+            return _respond(error_answer(state, exc, request.method, request.path))
+        except Exception as exc:
+            return _respond(error_answer(state, exc, request.method, request.path))
 
     return middleware
 
@@ -86,44 +103,53 @@ def _key_ok(presented: str, keys: list[bytes]) -> bool:
 _GUARDED = ("/v1/", "/admin/")
 
 
-def guard_middleware(state: State) -> Any:
-    """Client API keys, body size and concurrency limits for /v1 and /admin."""
-    server = state.settings.server
-    keys = [k.encode() for k in server.api_keys]
-    limit = server.max_concurrency
-    max_body = server.max_body_bytes
-    rejections = state.metrics.rejections
-    # Read at scrape time rather than moved twice per request: the same count, no lock taken.
-    state.metrics.inflight.set_function(lambda: state.active)
+class Guard:
+    """Client API keys, body size and concurrency limits for /v1 and /admin, on either server."""
 
+    def __init__(self, state: State) -> None:
+        server = state.settings.server
+        self.state = state
+        self.keys = [k.encode() for k in server.api_keys]
+        self.limit = server.max_concurrency
+        self.max_body = server.max_body_bytes
+        self.rejections = state.metrics.rejections
+        # Read at scrape time rather than moved twice per request: the same count, no lock taken.
+        state.metrics.inflight.set_function(lambda: state.active)
+
+    def refuse(self, headers: Mapping[str, str], length: int | None) -> Answer | None:
+        """Why this request may not go on, as an answer; None when it may."""
+        if self.keys:
+            auth = headers.get("Authorization", "")
+            token = auth[7:] if auth[:7].lower() == "bearer " else ""
+            if not _key_ok(token, self.keys):
+                self.rejections.labels("auth").inc()
+                return _json(401, "Incorrect API key provided for the turnout sidecar.", "invalid_api_key")
+        if length is not None and length > self.max_body:
+            self.rejections.labels("body_too_large").inc()
+            return _json(
+                413,
+                f"Request body too large: {length} bytes, the limit is {self.max_body} bytes.",
+                "body_too_large",
+            )
+        if self.state.active >= self.limit:
+            self.rejections.labels("concurrency").inc()
+            return _json(
+                503,
+                f"The sidecar is at its concurrency limit ({self.limit}); retry shortly.",
+                "overloaded",
+                {"Retry-After": "1"},
+            )
+        return None
+
+
+def guard_middleware(state: State, guard: Guard) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.startswith(_GUARDED):
             return await handler(request)
-        if keys:
-            auth = request.headers.get("Authorization", "")
-            token = auth[7:] if auth[:7].lower() == "bearer " else ""
-            if not _key_ok(token, keys):
-                rejections.labels("auth").inc()
-                return json_error(
-                    401, "Incorrect API key provided for the turnout sidecar.", code="invalid_api_key"
-                )
-        length = request.content_length
-        if length is not None and length > max_body:
-            rejections.labels("body_too_large").inc()
-            return json_error(
-                413,
-                f"Request body too large: {length} bytes, the limit is {max_body} bytes.",
-                code="body_too_large",
-            )
-        if state.active >= limit:
-            rejections.labels("concurrency").inc()
-            return json_error(
-                503,
-                f"The sidecar is at its concurrency limit ({limit}); retry shortly.",
-                code="overloaded",
-                headers={"Retry-After": "1"},
-            )
+        refused = guard.refuse(request.headers, request.content_length)
+        if refused is not None:
+            return _respond(refused)
         state.active += 1
         try:
             return await handler(request)
@@ -131,6 +157,32 @@ def guard_middleware(state: State) -> Any:
             state.active -= 1
 
     return middleware
+
+
+def front_dispatch(state: State, guard: Guard) -> Dispatch:
+    """The hot endpoints as the front door serves them: the same guard, handlers and error
+    answers as on aiohttp's server, without its request and response objects."""
+    hot = handlers.HOT
+    paths = {kind: path.decode() for path, kind in FAST_PATHS.items()}
+
+    async def dispatch(kind: str, ex: Exchange) -> None:
+        refused = guard.refuse(ex.headers, len(ex.body))
+        if refused is not None:
+            ex.respond(*refused)
+            return
+        state.active += 1
+        try:
+            await hot[kind](state, ex)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            if ex.started:  # mid-stream: the handler already ended the stream with an error event
+                raise
+            ex.respond(*error_answer(state, exc, "POST", paths[kind]))
+        finally:
+            state.active -= 1
+
+    return dispatch
 
 
 def create_app(
@@ -150,11 +202,13 @@ def create_app(
     if watcher is None and (settings.alerts.webhook or settings.alerts.rules):
         watcher = AlertWatcher(settings.alerts)
     state = State(settings=settings, factory=factory, metrics=metrics, watcher=watcher)
+    guard = Guard(state)
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[errors_middleware(state), guard_middleware(state)],
+        middlewares=[errors_middleware(state), guard_middleware(state, guard)],
     )
     app[STATE] = state
+    app[DISPATCH] = front_dispatch(state, guard)
 
     async def router_ctx(app: web.Application) -> AsyncIterator[None]:
         built = factory()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -27,6 +28,27 @@ from router.types import AuditRecord, ChatResponse, EmbeddingResponse, StreamEnd
 
 if TYPE_CHECKING:
     from router.sidecar.lifecycle import Generation
+
+
+class Exchange(Protocol):
+    """What the hot handlers need of a server: the request, and ways to answer it."""
+
+    started: bool  # a streamed answer has begun (its status and headers are sent)
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def body(self) -> bytes: ...
+
+    def respond(self, status: int, headers: dict[str, str], body: bytes) -> None: ...
+
+    async def start(self, status: int, headers: dict[str, str], first: bytes) -> None: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def end(self, last: bytes = b"") -> None: ...
+
 
 H_MODEL = "x-turnout-model"
 H_PROVIDER = "x-turnout-provider"
@@ -59,6 +81,38 @@ def _state(request: web.Request) -> State:
     return request.app[STATE]
 
 
+class AiohttpExchange:
+    """One request on aiohttp's server, answered through the same calls as the front door's
+    :class:`router.sidecar.front.Exchange` (the handlers below serve both)."""
+
+    __slots__ = ("body", "headers", "request", "response", "started")
+
+    def __init__(self, request: web.Request, body: bytes) -> None:
+        self.request = request
+        self.headers: Mapping[str, str] = request.headers
+        self.body = body
+        self.response: web.StreamResponse | None = None
+        self.started = False
+
+    def respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.response = web.Response(status=status, headers=headers, body=body)
+
+    async def start(self, status: int, headers: dict[str, str], first: bytes) -> None:
+        self.started = True
+        response = self.response = _EventStream(status=status, headers=headers)
+        await response.prepare(self.request)
+        if first:
+            await response.write(first)
+
+    async def write(self, data: bytes) -> None:
+        assert self.response is not None
+        await self.response.write(data)
+
+    async def end(self, last: bytes = b"") -> None:
+        assert self.response is not None
+        await self.response.write_eof(last)
+
+
 def upstream_seconds(record: AuditRecord | None, fallback: float) -> float:
     """Time spent waiting on providers (tries and deliberate waits) for one request."""
     if record is None:
@@ -83,18 +137,17 @@ def _record_headers(record: AuditRecord | None) -> dict[str, str]:
     return {H_REQUEST_ID: record.request_id, H_ROUTE: record.route, H_ATTEMPTS: str(len(record.attempts))}
 
 
-def _begin(request: web.Request) -> tuple[State, Generation, list[AuditRecord | None], Any]:
-    state = _state(request)
+def _begin(state: State) -> tuple[Generation, list[AuditRecord | None], Any]:
     assert state.holder is not None
     slot: list[AuditRecord | None] = [None]
     token = CURRENT_RECORD.set(slot)
-    return state, state.holder.acquire(), slot, token
+    return state.holder.acquire(), slot, token
 
 
-def _meta(request: web.Request) -> dict[str, str] | None:
+def _meta(headers: Mapping[str, str]) -> dict[str, str] | None:
     """X-Turnout-Meta-<key> headers as {key: value}, or None (the usual case) without a dict."""
     meta = None
-    for k, v in request.headers.items():
+    for k, v in headers.items():
         if k[:_META_LEN].lower() == _META:
             if meta is None:
                 meta = {}
@@ -102,56 +155,70 @@ def _meta(request: web.Request) -> dict[str, str] | None:
     return meta
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
+async def chat(state: State, ex: Exchange) -> None:
+    """``POST /v1/chat/completions`` on either server: parse once, call, write once."""
     t0 = time.perf_counter()
-    body = decode_json(await request.read())
-    req, include_usage = parse_chat(body)
-    meta = _meta(request)
+    req, include_usage = parse_chat(decode_json(ex.body))
+    meta = _meta(ex.headers)
     if meta:  # X-Turnout-Meta-<key> headers: routing hints, as the body's metadata (router.patterns)
         req.metadata = {**req.metadata, **meta}
-    state, gen, slot, token = _begin(request)
+    gen, slot, token = _begin(state)
     try:
         if req.stream:
-            return await _stream(request, state, gen, req, include_usage, slot)
+            await _stream(ex, state, gen, req, include_usage, slot)
+            return
         try:
             resp = await gen.router.complete(req)
         except RouterError as err:
-            return _error(state, err, slot[0])
+            _error(ex, state, err, slot[0])
+            return
         headers = _answer_headers(resp)
         overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], resp.latency_s)
         headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
         state.metrics.observe_overhead(max(overhead, 0.0))
-        body_out = chat_body(resp, "chatcmpl-" + resp.request_id, int(time.time()))
-        return web.Response(body=body_out, headers=headers)
+        ex.respond(200, headers, chat_body(resp, "chatcmpl-" + resp.request_id, int(time.time())))
     finally:
         CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
 
 
-def _error(state: State, err: RouterError, record: AuditRecord | None) -> web.Response:
+def _error(ex: Exchange, state: State, err: RouterError, record: AuditRecord | None) -> None:
     status, body, headers = router_error_response(err, state.scrub)
     headers.update(_record_headers(record))
-    return web.json_response(body, status=status, headers=headers)
+    headers[hdrs.CONTENT_TYPE] = _JSON
+    ex.respond(status, headers, json.dumps(body).encode())
 
 
 async def _stream(
-    request: web.Request,
+    ex: Exchange,
     state: State,
     gen: Generation,
     req: Any,
     include_usage: bool,
     slot: list[AuditRecord | None],
-) -> web.StreamResponse:
+) -> None:
+    """Stream events as OpenAI chunks. The status and headers leave with the first frame: the
+    router yields StreamStart only once the first content has arrived, and that content follows
+    at once, so holding them back costs no time to first token (and a write per stream)."""
     events = gen.router.stream(req)
-    response: web.StreamResponse | None = None
+    head: dict[str, str] | None = None  # the answer's headers, known at StreamStart
     writer: ChunkWriter | None = None
+    ended = False
+
+    async def emit(frame: bytes) -> None:
+        if ex.started:
+            await ex.write(frame)
+        else:
+            assert head is not None
+            await ex.start(200, head, frame)
+
     try:
         async for ev in events:
             if type(ev) is TextDelta:
-                assert response is not None and writer is not None
-                await response.write(writer.text(ev.text))
+                assert writer is not None
+                await emit(writer.text(ev.text))
             elif type(ev) is StreamStart:
-                headers = {
+                head = {
                     **_SSE_HEADERS,
                     H_MODEL: ev.model,
                     H_PROVIDER: ev.provider,
@@ -159,8 +226,6 @@ async def _stream(
                     H_ATTEMPTS: str(ev.attempts),
                     H_REQUEST_ID: ev.request_id,
                 }
-                response = _EventStream(headers=headers)
-                await response.prepare(request)
                 writer = ChunkWriter(
                     "chatcmpl-" + ev.request_id,
                     int(time.time()),
@@ -168,48 +233,73 @@ async def _stream(
                     include_usage,
                 )
             elif type(ev) is StreamEnd:
-                assert response is not None and writer is not None
+                assert writer is not None
+                last = writer.end(ev.response)
+                if not ex.started:
+                    await emit(last)
+                    last = b""
                 # The last frames and the end of the chunked body in one write; nothing follows.
-                await response.write_eof(writer.end(ev.response))
+                await ex.end(last)
+                ended = True
                 break
             else:  # ToolCallDelta
-                assert response is not None and writer is not None
-                await response.write(writer.tool(ev))  # type: ignore[arg-type]
+                assert writer is not None
+                await emit(writer.tool(ev))  # type: ignore[arg-type]
     except RouterError as err:
-        if response is None:  # nothing sent yet: an ordinary error response, with its status
-            return _error(state, err, slot[0])
-        await response.write(error_frame(stream_error_body(err, state.scrub)))
+        if head is None:  # nothing sent yet: an ordinary error response, with its status
+            _error(ex, state, err, slot[0])
+            return
+        await emit(error_frame(stream_error_body(err, state.scrub)))
     except (asyncio.CancelledError, ConnectionResetError):
         raise  # the client went away: the finally below closes the upstream stream
     except Exception as err:
-        if response is None:
+        if head is None:
             raise
-        await response.write(error_frame(stream_error_body(err, state.scrub)))
+        await emit(error_frame(stream_error_body(err, state.scrub)))
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
-    if response is None:  # a stream that ended without a start: the router broke its contract
+    if head is None:  # a stream that ended without a start: the router broke its contract
         raise RuntimeError("router stream ended before it started")
-    await response.write_eof()
-    return response
+    if not ended:
+        if not ex.started:
+            await ex.start(200, head, b"")
+        await ex.end()
 
 
-async def embeddings(request: web.Request) -> web.StreamResponse:
-    body = decode_json(await request.read())
-    req, fmt = parse_embeddings(body)
-    state, gen, slot, token = _begin(request)
+async def embed(state: State, ex: Exchange) -> None:
+    """``POST /v1/embeddings`` on either server."""
+    req, fmt = parse_embeddings(decode_json(ex.body))
+    gen, slot, token = _begin(state)
     try:
         try:
             resp = await gen.router.embed(req)
         except RouterError as err:
-            return _error(state, err, slot[0])
-        return web.Response(
-            body=json.dumps(embeddings_json(resp, fmt)).encode(), headers=_answer_headers(resp)
-        )
+            _error(ex, state, err, slot[0])
+            return
+        ex.respond(200, _answer_headers(resp), json.dumps(embeddings_json(resp, fmt)).encode())
     finally:
         CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    ex = AiohttpExchange(request, await request.read())
+    await chat(_state(request), ex)
+    assert ex.response is not None
+    return ex.response
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    ex = AiohttpExchange(request, await request.read())
+    await embed(_state(request), ex)
+    assert ex.response is not None
+    return ex.response
+
+
+# The hot endpoints by the name the front door dispatches on (router.sidecar.front.FAST_PATHS).
+HOT: dict[str, Callable[[State, Exchange], Awaitable[None]]] = {"chat": chat, "embeddings": embed}
 
 
 async def models(request: web.Request) -> web.Response:

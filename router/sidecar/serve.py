@@ -11,12 +11,11 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-from aiohttp import web
-
 from router.config import ConfigError
 from router.sidecar.app import create_app
 from router.sidecar.config import Loaded, load, summary
 from router.sidecar.errors import Scrubber
+from router.sidecar.server import SidecarServer
 from router.sidecar.state import STATE, Built, reload
 
 log = logging.getLogger("turnout.sidecar")
@@ -72,23 +71,13 @@ async def serve(loaded: Loaded, host: str, port: int) -> int:
     settings = loaded.settings
     audit = audit_listener(loaded)
     app = create_app(settings, make_factory(loaded.source, audit[0] if audit else None))
-    runner = web.AppRunner(
-        app,
-        access_log=None,
-        handler_cancellation=True,  # a client that goes away cancels the upstream call
-        shutdown_timeout=settings.server.drain_timeout,
-        handle_signals=False,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
+    server = await SidecarServer(app, host, port).start_server()
     # Everything built so far (modules, pydantic models, price tables, the router) lives as long as
     # the process: frozen out of the collector's view, a full collection no longer walks it. One
     # took ~70 ms here, a pause that lands on whichever requests are in flight.
     gc.collect()
     gc.freeze()
-    actual = runner.addresses[0][1] if runner.addresses else port
-    print(f"turnout serve: listening on http://{host}:{actual}/v1 (config {loaded.source})", flush=True)
+    print(f"turnout serve: listening on http://{host}:{server.port}/v1 (config {loaded.source})", flush=True)
 
     loop = asyncio.get_running_loop()
     log.info("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
@@ -115,10 +104,10 @@ async def serve(loaded: Loaded, host: str, port: int) -> int:
         state = app[STATE]
         state.ready = False  # /readyz says no while we drain
         log.info("draining %d request(s), up to %.1fs", state.active, settings.server.drain_timeout)
-        await site.stop()  # no new connections
+        server.stop_accepting()  # no new connections; idle kept-alive ones close
         if state.holder is not None:
             await state.holder.wait_idle(settings.server.drain_timeout)
-        await runner.cleanup()
+        await server.close()
         if audit is not None:
             audit[1].close()
     print("turnout serve: stopped", flush=True)

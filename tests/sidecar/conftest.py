@@ -25,7 +25,6 @@ from typing import Any
 
 import openai
 import pytest
-from aiohttp.test_utils import TestServer
 
 from router.errors import (
     AllAttemptsFailed,
@@ -35,6 +34,7 @@ from router.errors import (
     UnknownRoute,
 )
 from router.sidecar import Built, SidecarSettings, create_app
+from router.sidecar.server import SidecarServer
 from router.sidecar.settings import ServerSettings
 from router.types import (
     AttemptRecord,
@@ -223,7 +223,7 @@ class FakeRouter:
 
 @dataclass
 class Sidecar:
-    server: TestServer
+    server: SidecarServer
     routers: list[FakeRouter]
 
     @property
@@ -243,7 +243,7 @@ SidecarFactory = Callable[..., Awaitable[Sidecar]]
 
 @pytest.fixture
 async def make_sidecar() -> AsyncIterator[SidecarFactory]:
-    servers: list[TestServer] = []
+    servers: list[SidecarServer] = []
 
     async def make(**server: Any) -> Sidecar:
         settings = SidecarSettings(server=ServerSettings(**{"api_keys": [CLIENT_KEY], **server}))
@@ -254,7 +254,7 @@ async def make_sidecar() -> AsyncIterator[SidecarFactory]:
             routers.append(router)
             return Built(router, frozenset({PROVIDER_KEY}))
 
-        srv = TestServer(create_app(settings, factory))
+        srv = SidecarServer(create_app(settings, factory))
         await srv.start_server()
         servers.append(srv)
         return Sidecar(srv, routers)

@@ -23,6 +23,7 @@ from mockproviders.server import MockServer
 from router import Router, parse_config
 from router.sidecar import Built, SidecarSettings, create_app
 from router.sidecar.serve import make_factory
+from router.sidecar.server import SidecarServer
 from router.sidecar.settings import ServerSettings
 
 PROVIDER_KEY = "sk-integration-SECRET-9f8e7d6c5b4a"
@@ -56,7 +57,7 @@ Stack = Callable[..., Any]
 
 
 @asynccontextmanager
-async def stack(*rules: Rule) -> AsyncIterator[tuple[TestServer, ChaosEngine]]:
+async def stack(*rules: Rule) -> AsyncIterator[tuple[SidecarServer, ChaosEngine]]:
     engine = ChaosEngine(list(rules), clock=FakeClock())
     async with MockServer(app=create_mock_app(engine=engine)) as mock:
         cfg = parse_config(router_config(mock.url.rstrip("/")), source="test.yaml")
@@ -64,7 +65,7 @@ async def stack(*rules: Rule) -> AsyncIterator[tuple[TestServer, ChaosEngine]]:
         def factory() -> Built:
             return Built(Router(cfg), frozenset({PROVIDER_KEY}))
 
-        server = TestServer(create_app(SidecarSettings(), factory))
+        server = SidecarServer(create_app(SidecarSettings(), factory))
         await server.start_server()
         try:
             yield server, engine
@@ -72,11 +73,11 @@ async def stack(*rules: Rule) -> AsyncIterator[tuple[TestServer, ChaosEngine]]:
             await server.close()
 
 
-def client(server: TestServer) -> openai.AsyncOpenAI:
+def client(server: SidecarServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="unused", max_retries=0)
 
 
-async def metrics_text(server: TestServer) -> str:
+async def metrics_text(server: SidecarServer) -> str:
     async with aiohttp.ClientSession() as s, s.get(server.make_url("/metrics")) as r:
         return await r.text()
 
@@ -207,7 +208,7 @@ async def test_client_disconnect_cancels_the_real_upstream_call() -> None:
         data = slow_config(str(up.make_url("/v1")), {})
         del data["server"]  # the sidecar's section; the router's parser does not know it
         cfg = parse_config(data)
-        server = TestServer(create_app(SidecarSettings(), lambda: Built(Router(cfg))))
+        server = SidecarServer(create_app(SidecarSettings(), lambda: Built(Router(cfg))))
         await server.start_server()
         try:
             async with aiohttp.ClientSession() as s:
@@ -233,7 +234,7 @@ async def test_reload_from_file_keeps_the_stream_in_flight(tmp_path: Path) -> No
         url = str(up.make_url("/v1"))
         path.write_text(yaml.safe_dump(slow_config(url, {"first": {"chain": ["slow"]}})))
         settings = SidecarSettings(server=ServerSettings(drain_timeout=10))
-        server = TestServer(create_app(settings, make_factory(str(path), None)))
+        server = SidecarServer(create_app(settings, make_factory(str(path), None)))
         await server.start_server()
         try:
             async with aiohttp.ClientSession() as s:

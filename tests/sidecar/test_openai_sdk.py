@@ -28,6 +28,27 @@ async def test_completion_answer_headers_and_usage(sidecar: Sidecar) -> None:
     assert float(h["x-turnout-overhead-ms"]) >= 0
     req = sidecar.routers[0].requests[0]
     assert req.temperature == 0.2 and req.messages[0].text == "hi"
+    front = sidecar.server.front
+    assert front is not None and (front.served, front.handed_over) == (1, 0)  # the fast path
+
+
+async def test_one_sdk_client_mixing_fast_and_other_endpoints(sidecar: Sidecar) -> None:
+    """Chat (served by the front door), then a models list (aiohttp's, the connection handed
+    over), then chat and embeddings again on the same kept-alive connection."""
+    async with sidecar.client() as client:
+        first = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "a"}]
+        )
+        models = await client.models.list()
+        again = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "b"}]
+        )
+        emb = await client.embeddings.create(model="chat", input=["x"])
+    assert first.choices[0].message.content == again.choices[0].message.content == "".join(WORDS)
+    assert "chat" in [m.id for m in models.data]
+    assert emb.data[0].embedding == [0.5, -0.25, 0.0]
+    front = sidecar.server.front
+    assert front is not None and front.served == 1 and front.handed_over == 1
 
 
 async def test_tool_calls_round_trip(sidecar: Sidecar) -> None:

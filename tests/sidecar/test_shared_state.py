@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from chaos import ChaosEngine, Rule, create_mock_app
 from mockproviders.clock import FakeClock as MockFakeClock
@@ -19,6 +18,7 @@ from mockproviders.server import MockServer
 from router import Router, parse_config
 from router.clock import FakeClock
 from router.sidecar import Built, SidecarSettings, create_app
+from router.sidecar.server import SidecarServer
 from router.sidecar.state import STATE
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "router" / "state"))
@@ -53,7 +53,7 @@ def config(mock_url: str, redis_url: str, **gpt: Any) -> Any:
 @asynccontextmanager
 async def replicas(
     redis_url: str, *rules: Rule, **gpt: Any
-) -> AsyncIterator[tuple[MockServer, list[TestServer]]]:
+) -> AsyncIterator[tuple[MockServer, list[SidecarServer]]]:
     engine = ChaosEngine(list(rules), clock=MockFakeClock())
     clock = FakeClock()
     async with MockServer(app=create_mock_app(engine=engine)) as mock:
@@ -64,7 +64,7 @@ async def replicas(
             def factory() -> Built:
                 return Built(Router(cfg, clock=clock))
 
-            server = TestServer(create_app(SidecarSettings(), factory))
+            server = SidecarServer(create_app(SidecarSettings(), factory))
             await server.start_server()
             servers.append(server)
         try:
@@ -74,13 +74,13 @@ async def replicas(
                 await server.close()
 
 
-async def post(session: aiohttp.ClientSession, server: TestServer) -> int:
+async def post(session: aiohttp.ClientSession, server: SidecarServer) -> int:
     async with session.post(server.make_url("/v1/chat/completions"), json=BODY) as r:
         await r.read()
         return r.status
 
 
-async def metric(session: aiohttp.ClientSession, server: TestServer, name: str) -> float:
+async def metric(session: aiohttp.ClientSession, server: SidecarServer, name: str) -> float:
     async with session.get(server.make_url("/metrics")) as r:
         for line in (await r.text()).splitlines():
             if line.startswith(name + "{"):
@@ -109,7 +109,7 @@ async def test_a_breaker_opened_through_one_sidecar_is_open_on_the_other(redis_s
 
 
 async def traffic_until_shared(
-    session: aiohttp.ClientSession, a: TestServer, b: TestServer, statuses: list[int]
+    session: aiohttp.ClientSession, a: SidecarServer, b: SidecarServer, statuses: list[int]
 ) -> None:
     """Send requests to both replicas until both are on the shared store again (the store
     reconnects in the background); synchronisation, not a timed assertion."""
