@@ -26,7 +26,7 @@ import asyncio
 import collections
 import ssl
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -90,6 +90,7 @@ class _Conn(asyncio.Protocol):
         "error",
         "idle_since",
         "keep_alive",
+        "on_done",
         "origin",
         "reused",
         "status",
@@ -113,6 +114,7 @@ class _Conn(asyncio.Protocol):
         self._paused = False
         self._decoder: Any = None
         self._waiter: asyncio.Future[None] | None = None
+        self.on_done: Callable[[_Conn], None] | None = None  # set while the rest is drained
         self.status = 0
         self.keep_alive = False
         self.complete = False
@@ -177,6 +179,8 @@ class _Conn(asyncio.Protocol):
                 return
             if not body:
                 return
+        if self.on_done is not None:
+            return  # released before its end: the rest is read and dropped
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > _READ_HIGH_WATER and not self._paused and self.transport is not None:
@@ -205,6 +209,10 @@ class _Conn(asyncio.Protocol):
                 self._body.append(tail)
         self.complete = True
         self._wake()
+        done = self.on_done
+        if done is not None:
+            self.on_done = None
+            done(self)
 
     def _fail(self, error: TransportError) -> None:
         if self.error is None:
@@ -287,24 +295,33 @@ class Response:
             await conn._wait()
 
     def release(self) -> None:
+        """Done with the answer: its connection is reused (once the body's end is in)."""
         if not self._settled:
             self._settled = True
-            self._pool._release(self._conn)
+            self._pool._release(self._conn, drain=True)
 
     def close(self) -> None:
+        """Done with the answer, which may be unfinished or broken: its connection is dropped."""
         if not self._settled:
+            self._settled = True
             self._conn.close()
-            self.release()
+            self._pool._release(self._conn, drain=False)
 
 
 class HttpPool:
     """Keep-alive connections to any number of origins, for one event loop at a time."""
 
     def __init__(
-        self, *, limit: int = 256, keepalive: float = 15.0, ssl_context: ssl.SSLContext | None = None
+        self,
+        *,
+        limit: int = 256,
+        keepalive: float = 15.0,
+        drain_timeout: float = 2.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.limit = limit
         self.keepalive = keepalive
+        self.drain_timeout = drain_timeout
         self._ssl_context = ssl_context
         self._idle: dict[_Origin, list[_Conn]] = {}
         self._targets: dict[str, tuple[_Origin, bytes]] = {}
@@ -405,14 +422,35 @@ class HttpPool:
         conn.origin = origin
         return conn
 
-    def _release(self, conn: _Conn) -> None:
-        """Back to the pool if the exchange ended cleanly, else dropped; frees a slot."""
+    def _release(self, conn: _Conn, *, drain: bool) -> None:
+        """Frees a slot; the connection goes back to the pool if its exchange ended cleanly.
+
+        ``drain``: the caller read all it needed (a stream's end event) but the body's own end
+        (a chunked body's last chunk) may still be on its way: the rest is read and dropped, and
+        the connection pooled once it is in, or closed if it takes longer than ``drain_timeout``.
+        """
         if self._slots is not None:
             self._slots.release()
+        if conn.reusable():
+            self._pool_idle(conn)
+        elif drain and not conn.closed and conn.error is None and not conn.complete:
+            conn.take()  # drop what is buffered (and resume reading if paused)
+            conn.on_done = self._pool_idle
+            asyncio.get_running_loop().call_later(self.drain_timeout, self._drain_expired, conn)
+        else:
+            conn.close()
+
+    def _pool_idle(self, conn: _Conn) -> None:
         if conn.reusable():
             conn.idle_since = asyncio.get_running_loop().time()
             self._idle.setdefault(conn.origin, []).append(conn)
         else:
+            conn.close()
+
+    @staticmethod
+    def _drain_expired(conn: _Conn) -> None:
+        if conn.on_done is not None:  # still not at the body's end: not worth waiting for
+            conn.on_done = None
             conn.close()
 
     async def aclose(self) -> None:

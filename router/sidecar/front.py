@@ -64,6 +64,8 @@ class Exchange:
         self.started = False  # a streamed answer has begun (its status is sent)
 
     def _head(self, status: int, headers: dict[str, str], framing: bytes) -> bytes:
+        if self._proto.front.closing:  # shutting down: this connection ends with this answer
+            self.close = True
         lines = [f"{k}: {v}\r\n" for k, v in headers.items()]
         text = "".join(lines)
         if "\n" in text.replace("\r\n", ""):
@@ -124,6 +126,19 @@ class Front:
         for conn in list(self.connections):
             if conn.task is None:
                 conn.close()
+
+    async def drain(self, timeout: float) -> bool:
+        """After :meth:`shutdown`: wait up to ``timeout`` for the answers under way, then close
+        what is left (cancelling those requests). False if some had to be cut."""
+        self.shutdown()
+        tasks = [conn.task for conn in self.connections if conn.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        cut = False
+        for conn in list(self.connections):
+            cut |= conn.task is not None
+            conn.close()
+        return not cut
 
 
 class FrontProtocol(asyncio.Protocol):

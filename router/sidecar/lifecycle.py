@@ -99,13 +99,19 @@ class RouterHolder:
         return self.current.inflight
 
     async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no request is running on any generation; False if the timeout passed."""
+        """Wait until no request is running on any generation; False if the timeout passed.
+
+        Earlier generations still draining after a reload count too (their retirement tasks end
+        when they are drained)."""
         gen = self.current
         gen.retired = True  # no new generation follows: the drained event now means "idle"
         if gen.inflight == 0:
             gen.drained.set()
         try:
-            await asyncio.wait_for(gen.drained.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await gen.drained.wait()
+                if self._closing:
+                    await asyncio.wait(list(self._closing))
             return True
         except TimeoutError:
             return False

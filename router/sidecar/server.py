@@ -63,8 +63,11 @@ class SidecarServer:
             self.front.shutdown()
 
     async def close(self) -> None:
-        """Stop, then shut the app down (aiohttp's connections get ``drain_timeout`` to finish)."""
+        """Stop; answers under way get ``drain_timeout`` to finish (on the front door's
+        connections and, in the app's shutdown, on aiohttp's); then shut the app down."""
         self.stop_accepting()
+        if self.front is not None:
+            await self.front.drain(self.app[STATE].settings.server.drain_timeout)
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -378,3 +378,51 @@ def test_the_client_runs_on_uvloop() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert len(runner.run(main())) == 2
+
+
+async def test_a_stream_released_before_its_last_chunk_is_reused_once_it_arrives() -> None:
+    """A stream's end event comes before the chunked body's end: release() waits for that end
+    (dropping what comes) and then pools the connection, instead of closing it."""
+    go_on = asyncio.Event()
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            for _ in range(2):
+                await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)
+                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                writer.write(_chunk(b"data: [DONE]\n\n"))
+                await writer.drain()
+                await go_on.wait()
+                writer.write(_chunk(b": trailing comment\n\n") + b"0\r\n\r\n")
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/s"
+    pool = T.HttpPool()
+    resp = await pool.post(url, b"{}", {})
+    assert await resp.readany() == b"data: [DONE]\n\n"
+    resp.release()  # the caller has its end event; the body's end is still to come
+    assert not any(pool._idle.values())  # not pooled yet: its answer is not over
+    go_on.set()
+    for _ in range(500):  # until the rest has arrived and been dropped
+        if any(pool._idle.values()):
+            break
+        await asyncio.sleep(0.001)
+    second = await pool.post(url, b"{}", {})
+    await second.read()
+    second.release()
+    assert connections == 1
+    await pool.aclose()
+    srv.close()
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)

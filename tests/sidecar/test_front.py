@@ -32,6 +32,7 @@ class Stack:
     slow: list[str] = field(default_factory=list)  # what the aiohttp app answered
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port)
@@ -68,6 +69,9 @@ async def stack() -> AsyncIterator[Stack]:
             except asyncio.CancelledError:
                 s.cancelled.set()
                 raise
+        if ex.body == b"gated":
+            s.started.set()
+            await s.gate.wait()
         if ex.body == b"boom":
             raise RuntimeError("a bug")
         if ex.body == b"stream":
@@ -226,5 +230,30 @@ async def test_idle_connections_close_on_shutdown_and_after_the_keepalive(stack:
     writer.write(post(CHAT, b"{}"))
     await read_response(reader)
     stack.front.shutdown()
+    assert await reader.read() == b""
+    writer.close()
+
+
+async def test_drain_lets_answers_under_way_finish_and_cuts_what_outlasts_it(stack: Stack) -> None:
+    reader, writer = await stack.connect()
+    idle_reader, idle_writer = await stack.connect()
+    writer.write(post(CHAT, b"gated"))
+    await stack.started.wait()
+    drained = asyncio.ensure_future(stack.front.drain(timeout=30))
+    assert await idle_reader.read() == b""  # an idle kept-alive connection closes at once
+    stack.gate.set()
+    status, headers, _ = await read_response(reader)
+    assert status == 200 and headers["connection"] == "close"  # the last answer says so
+    assert await drained is True
+    writer.close()
+    idle_writer.close()
+
+
+async def test_drain_cancels_an_answer_that_outlasts_the_timeout(stack: Stack) -> None:
+    reader, writer = await stack.connect()
+    writer.write(post(CHAT, b"hang"))
+    await stack.started.wait()
+    assert await stack.front.drain(timeout=0) is False
+    await asyncio.wait_for(stack.cancelled.wait(), 5)
     assert await reader.read() == b""
     writer.close()
