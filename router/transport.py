@@ -103,10 +103,11 @@ class _Conn(asyncio.Protocol):
         self.reused = False
         self.idle_since = 0.0
         self.origin: _Origin = ("", "", 0)
+        # One parser for the connection's life: llhttp starts on the next message by itself.
+        self._parser = httptools.HttpResponseParser(self)
         self._reset()
 
     def _reset(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._headers: CIMultiDictProxy[str] | None = None
         self._body: collections.deque[bytes] = collections.deque()
@@ -225,14 +226,22 @@ class _Conn(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _wait(self) -> None:
+    async def _wait(self, deadline: float | None) -> None:
+        """Until the parser has news; ``TimeoutError`` at ``deadline`` (loop time).
+
+        A timer on the waiter rather than ``asyncio.timeout``: the same limit at a third of the
+        cost, and a stream waits once per chunk."""
         if self.error is not None:
             raise self.error
-        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_at(deadline, _expire, waiter) if deadline is not None else None
         try:
             await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
         if self.error is not None:
             raise self.error
 
@@ -256,6 +265,11 @@ class _Conn(asyncio.Protocol):
         return data
 
 
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class Response:
     """An answer: status and headers at once; the body read whole or as it arrives.
 
@@ -273,8 +287,9 @@ class Response:
         assert conn._headers is not None
         self.headers: CIMultiDictProxy[str] = conn._headers
 
-    async def read(self) -> bytes:
-        """The whole body (raises :class:`PayloadError` if it is cut)."""
+    async def read(self, deadline: float | None = None) -> bytes:
+        """The whole body (raises :class:`PayloadError` if it is cut, ``TimeoutError`` at
+        ``deadline``, a time on the event loop's clock)."""
         conn = self._conn
         parts: list[bytes] = []
         while True:
@@ -282,9 +297,9 @@ class Response:
                 parts.append(conn.take())
             if conn.complete:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
-            await conn._wait()
+            await conn._wait(deadline)
 
-    async def readany(self) -> bytes:
+    async def readany(self, deadline: float | None = None) -> bytes:
         """What has arrived since the last call, waiting for some; ``b""`` at the end."""
         conn = self._conn
         while True:
@@ -292,7 +307,7 @@ class Response:
                 return conn.take()
             if conn.complete:
                 return b""
-            await conn._wait()
+            await conn._wait(deadline)
 
     def release(self) -> None:
         """Done with the answer: its connection is reused (once the body's end is in)."""
@@ -365,9 +380,18 @@ class HttpPool:
         return self._slots
 
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], *, connect_timeout: float | None = None
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float | None = None,
+        deadline: float | None = None,
     ) -> Response:
-        """Send ``body`` and return once the answer's status and headers are in."""
+        """Send ``body`` and return once the answer's status and headers are in.
+
+        ``connect_timeout`` bounds making a new connection (:class:`ConnectTimeout`);
+        ``deadline`` (loop time) bounds the whole call (``TimeoutError``)."""
         origin, head = self._target(url)
         lines = [head]
         for name, value in headers.items():
@@ -377,8 +401,15 @@ class HttpPool:
         lines.append(b"content-length: %d\r\n\r\n" % len(body))
         lines.append(body)
         slots = self._bind()
-        await slots.acquire()
+        if slots.locked():  # at the limit: wait for a slot, within the deadline
+            async with asyncio.timeout_at(deadline):
+                await slots.acquire()
+        else:
+            await slots.acquire()  # returns at once
         try:
+            if deadline is not None:
+                left = deadline - asyncio.get_running_loop().time()
+                connect_timeout = left if connect_timeout is None else min(connect_timeout, left)
             conn = await self._connect(origin, connect_timeout)
         except BaseException:
             slots.release()
@@ -386,7 +417,7 @@ class HttpPool:
         try:
             conn.transport.writelines(lines)  # type: ignore[union-attr]
             while conn._headers is None:
-                await conn._wait()
+                await conn._wait(deadline)
         except BaseException:
             conn.close()
             slots.release()

@@ -77,16 +77,19 @@ class HttpAdapter:
     ) -> Any:
         """POST and read a whole JSON answer; raises the classified error for anything else."""
         data = json.dumps(payload, separators=(",", ":")).encode()
+        limit = _min(options.read, options.total)
+        deadline = asyncio.get_running_loop().time() + limit if limit is not None else None
         phase = "connect"
         resp: Response | None = None
         try:
-            async with asyncio.timeout(_min(options.read, options.total)):
-                resp = await self._pool.post(url, data, deployment.headers, connect_timeout=options.connect)
-                phase = "read"
-                if options.on_headers is not None:
-                    options.on_headers(resp.headers)
-                body = await resp.read()
-                status = resp.status
+            resp = await self._pool.post(
+                url, data, deployment.headers, connect_timeout=options.connect, deadline=deadline
+            )
+            phase = "read"
+            if options.on_headers is not None:
+                options.on_headers(resp.headers)
+            body = await resp.read(deadline)
+            status = resp.status
             resp.release()
         except BaseException as exc:
             if resp is not None:
@@ -141,10 +144,13 @@ class HttpAdapter:
             return E.FirstTokenTimeout(f"no first token within {first}s", **where)
 
         try:
-            async with asyncio.timeout_at(deadline):
-                resp = await self._pool.post(
-                    deployment.chat_url, data, deployment.headers, connect_timeout=options.connect
-                )
+            resp = await self._pool.post(
+                deployment.chat_url,
+                data,
+                deployment.headers,
+                connect_timeout=options.connect,
+                deadline=deadline,
+            )
         except (ConnectTimeout, ConnectError) as exc:
             raise classify_exception(exc, **where, phase="connect") from exc
         except TimeoutError:
@@ -157,8 +163,7 @@ class HttpAdapter:
                 options.on_headers(resp.headers)
             if resp.status >= 300:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        body = await resp.read()
+                    body = await resp.read(deadline)
                 except _TRANSPORT:
                     body = b""
                 raise classify_response(codec.kind, resp.status, body, resp.headers, **where)
@@ -168,8 +173,7 @@ class HttpAdapter:
             idle = options.idle
             while not acc.done:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        chunk = await resp.readany()
+                    chunk = await resp.readany(deadline)
                 except TimeoutError:
                     raise expired(begun) from None
                 except _TRANSPORT as exc:

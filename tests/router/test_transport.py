@@ -426,3 +426,21 @@ async def test_a_stream_released_before_its_last_chunk_is_reused_once_it_arrives
 
 def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def test_a_deadline_bounds_the_answer_and_drops_its_connection(
+    serve: Callable[..., asyncio.Future[Server]],
+) -> None:
+    server = await serve(echo)
+    server.gate = asyncio.Event()  # the server holds its answer
+    pool = T.HttpPool()
+    now = asyncio.get_running_loop().time()
+    with pytest.raises(TimeoutError):
+        await pool.post(server.url, b"{}", {}, deadline=now)  # already due: no real waiting
+    assert type(classify_exception(TimeoutError(), **W, phase="connect")) is E.AttemptTimeout
+    server.gate.set()
+    resp = await pool.post(server.url, b"{}", {}, deadline=now + 30)
+    await resp.read(now + 30)
+    resp.release()
+    assert server.connections == 2  # the timed-out exchange's connection was not reused
+    await pool.aclose()
