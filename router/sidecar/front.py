@@ -88,8 +88,11 @@ class Exchange:
         await self._proto.send(self._head(status, headers, b"transfer-encoding: chunked\r\n") + _chunk(first))
 
     async def write(self, data: bytes) -> None:
+        """A further piece; pieces written in the same turn of the loop leave in one send (a
+        provider's packet often carries many events). The first piece, with the status, leaves
+        at once: time to first token is not traded for it."""
         if data:
-            await self._proto.send(_chunk(data))
+            await self._proto.send_later(_chunk(data))
 
     async def end(self, last: bytes = b"") -> None:
         await self._proto.send(_chunk(last) + b"0\r\n\r\n")
@@ -152,6 +155,7 @@ class FrontProtocol(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self._pending: tuple[str, CIMultiDict[str], int, int, bool] | None = None
         self._writable: asyncio.Future[None] | None = None
+        self._queued: list[bytes] = []  # pieces to leave together (send_later)
         self._paused_writing = False
         self._paused_reading = False
         self._idle: asyncio.TimerHandle | None = None
@@ -201,14 +205,39 @@ class FrontProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def write(self, data: bytes) -> None:
+        """Write now (after anything queued by :meth:`send_later`)."""
         if self._lost:
             raise ConnectionResetError("the client closed the connection")
         assert self.transport is not None
+        if self._queued:
+            self._queued.append(data)
+            data = b"".join(self._queued)
+            self._queued.clear()
         self.transport.write(data)
 
     async def send(self, data: bytes) -> None:
-        """Write, then wait while the client is slower than us (flow control)."""
+        """Write now, then wait while the client is slower than us (flow control)."""
         self.write(data)
+        await self._writable_again()
+
+    async def send_later(self, data: bytes) -> None:
+        """Queue ``data`` to leave with whatever else is written before the loop's next turn."""
+        if self._lost:
+            raise ConnectionResetError("the client closed the connection")
+        if not self._queued:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._queued.append(data)
+        await self._writable_again()
+
+    def _flush(self) -> None:
+        if self._queued and not self._lost and self.transport is not None:
+            data = b"".join(self._queued)
+            self._queued.clear()
+            self.transport.write(data)
+        else:
+            self._queued.clear()
+
+    async def _writable_again(self) -> None:
         while self._paused_writing and not self._lost:
             self._writable = asyncio.get_running_loop().create_future()
             try:
@@ -220,6 +249,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
+            self._flush()
             self.transport.close()
 
     # -- reading requests --------------------------------------------------------------------------

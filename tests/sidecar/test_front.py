@@ -33,6 +33,7 @@ class Stack:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    writes: int = 0
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port)
@@ -74,6 +75,25 @@ async def stack() -> AsyncIterator[Stack]:
             await s.gate.wait()
         if ex.body == b"boom":
             raise RuntimeError("a bug")
+        if ex.body == b"burst":  # pieces written in one turn of the loop leave together
+            transport = ex._proto.transport
+            assert transport is not None
+            real = transport.write
+            s.writes = 0
+
+            def counting(data: bytes) -> None:
+                s.writes += 1
+                real(data)
+
+            transport.write = counting  # type: ignore[method-assign,assignment]
+            await ex.start(200, {"content-type": "text/event-stream"}, b"data: 0\n\n")
+            for i in range(1, 4):
+                await ex.write(b"data: %d\n\n" % i)
+            await asyncio.sleep(0)  # the loop turns: the three leave in one send
+            await ex.write(b"data: 4\n\n")
+            await ex.end(b"data: [DONE]\n\n")  # the fourth leaves with the end
+            transport.write = real  # type: ignore[method-assign]
+            return
         if ex.body == b"stream":
             await ex.start(200, {"content-type": "text/event-stream"}, b"data: 1\n\n")
             await ex.write(b"data: 2\n\n")
@@ -256,4 +276,14 @@ async def test_drain_cancels_an_answer_that_outlasts_the_timeout(stack: Stack) -
     assert await stack.front.drain(timeout=0) is False
     await asyncio.wait_for(stack.cancelled.wait(), 5)
     assert await reader.read() == b""
+    writer.close()
+
+
+async def test_stream_pieces_written_in_one_turn_leave_in_one_send(stack: Stack) -> None:
+    reader, writer = await stack.connect()
+    writer.write(post(CHAT, b"burst"))
+    status, _, body = await read_response(reader)
+    assert status == 200
+    assert body == b"".join(b"data: %d\n\n" % i for i in range(5)) + b"data: [DONE]\n\n"
+    assert stack.writes == 3  # the status with the first piece; pieces 1-3; piece 4 with the end
     writer.close()
