@@ -2,8 +2,9 @@
 
 Why not aiohttp's client: on the sidecar's hot path it was the largest single cost. Measured on
 this project's 2-core machine, a pass-through hop built on ``aiohttp.ClientSession`` added about
-0.7 ms at concurrency 1 where the same hop on this client added about 0.35 ms (the figures and
-the command are in CHANGELOG.md). The router needs little of what a general client does: no
+0.7 ms at concurrency 1 where the same hop on this client added about 0.35 ms (two throwaway
+pass-through proxies, same run; CHANGELOG.md has the figures and ``bench/bench_router.py`` the
+router's). The router needs little of what a general client does: no
 cookies, redirects, proxies, multipart or auth flows; one method (POST), bodies known in
 advance, JSON or server-sent events back. So this module does just that:
 
