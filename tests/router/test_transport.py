@@ -13,6 +13,8 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from router import errors as E
 from router import transport as T
@@ -443,4 +445,39 @@ async def test_a_deadline_bounds_the_answer_and_drops_its_connection(
     await resp.read(now + 30)
     resp.release()
     assert server.connections == 2  # the timed-out exchange's connection was not reused
+    await pool.aclose()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    reply=st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda status, head, body: b"HTTP/1.1 " + status + b"\r\n" + head + b"\r\n\r\n" + body,
+            st.sampled_from([b"200 OK", b"429 Too Many", b"abc", b"200"]),
+            st.binary(max_size=80),
+            st.binary(max_size=80),
+        ),
+    )
+)
+async def test_any_reply_gives_an_answer_or_a_transport_error_never_a_hang(
+    serve: Callable[..., asyncio.Future[Server]], reply: bytes
+) -> None:
+    """Garbage from upstream: the client returns what it parsed or raises one of its own errors
+    (which the router classifies), bounded by the deadline, and its pool stays usable."""
+    server = await serve(lambda r: reply, close_after=True)
+    pool = T.HttpPool()
+    deadline = asyncio.get_running_loop().time() + 10
+    try:
+        resp = await pool.post(server.url, b"{}", {}, deadline=deadline)
+        try:
+            await resp.read(deadline)
+        finally:
+            resp.close()
+    except T.TransportError as exc:
+        assert type(classify_exception(exc, **W, phase="read")) in (E.ConnectFailed, E.StreamCut)
+    plain = await serve(echo)
+    resp = await pool.post(plain.url, b"{}", {})
+    assert resp.status == 200 and await resp.read()
+    resp.release()
     await pool.aclose()

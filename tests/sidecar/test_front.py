@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from router.sidecar.front import Exchange, Front
 
@@ -286,4 +288,45 @@ async def test_stream_pieces_written_in_one_turn_leave_in_one_send(stack: Stack)
     assert status == 200
     assert body == b"".join(b"data: %d\n\n" % i for i in range(5)) + b"data: [DONE]\n\n"
     assert stack.writes == 3  # the status with the first piece; pieces 1-3; piece 4 with the end
+    writer.close()
+
+
+_HEAD_BYTES = st.binary(min_size=0, max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from([b"POST", b"GET", b"post", b"POST "]),
+    path=st.sampled_from([CHAT, b"/v1/embeddings", b"/x", b"/v1/chat/completions?a"]),
+    version=st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/9", b""]),
+    extra=st.lists(st.tuples(_HEAD_BYTES, _HEAD_BYTES), max_size=3),
+    length=st.one_of(st.none(), st.integers(-5, 4000).map(lambda n: str(n).encode()), _HEAD_BYTES),
+)
+async def test_any_head_is_answered_here_or_by_aiohttp_never_dropped(
+    stack: Stack,
+    method: bytes,
+    path: bytes,
+    version: bytes,
+    extra: list[tuple[bytes, bytes]],
+    length: bytes | None,
+) -> None:
+    """Whatever the head, the client gets an HTTP answer (or a close from aiohttp's parser for
+    a head it cannot read), the process keeps serving, and nothing hangs."""
+    body = b'{"x":1}'
+    head = method + b" " + path + b" " + version + b"\r\nHost: t\r\n"
+    head += b"".join(name + b": " + value + b"\r\n" for name, value in extra)
+    if length is not None:
+        head += b"Content-Length: " + length + b"\r\n"
+    reader, writer = await stack.connect()
+    writer.write(head + b"\r\n" + body)
+    writer.write_eof()
+    try:
+        reply = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    assert reply == b"" or reply.startswith(b"HTTP/1.")
+    # and the server still serves a plain request
+    reader, writer = await stack.connect()
+    writer.write(post(CHAT, b"{}"))
+    assert (await asyncio.wait_for(read_response(reader), 10))[0] == 200
     writer.close()
