@@ -124,14 +124,9 @@ def serve_proxy(port: int, upstream: str) -> None:
         await asyncio.get_running_loop().create_server(front, "127.0.0.1", port, backlog=1024)
         await asyncio.Event().wait()
 
-    factory = None
-    try:
-        import uvloop
+    from router.sidecar.serve import loop_factory
 
-        factory = uvloop.new_event_loop
-    except ImportError:
-        pass
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:  # as `turnout serve` picks it
         runner.run(main())
 
 

@@ -93,7 +93,6 @@ class _Conn(asyncio.Protocol):
         "keep_alive",
         "on_done",
         "origin",
-        "reused",
         "status",
         "transport",
     )
@@ -101,7 +100,6 @@ class _Conn(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.reused = False
         self.idle_since = 0.0
         self.origin: _Origin = ("", "", 0)
         # One parser for the connection's life: llhttp starts on the next message by itself.
@@ -173,6 +171,8 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.on_done is not None:
+            return  # released before its end: the rest is read and dropped
         if self._decoder is not None:
             try:
                 body = self._decoder.decompress(body)
@@ -181,8 +181,6 @@ class _Conn(asyncio.Protocol):
                 return
             if not body:
                 return
-        if self.on_done is not None:
-            return  # released before its end: the rest is read and dropped
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > _READ_HIGH_WATER and not self._paused and self.transport is not None:
@@ -437,7 +435,6 @@ class HttpPool:
                     conn.close()
                     continue
                 conn._reset()
-                conn.reused = True
                 return conn
         scheme, host, port = origin
         tls = self._ssl() if scheme == "https" else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -22,7 +21,7 @@ from aiohttp import web
 from router.errors import RouterError
 from router.sidecar import handlers
 from router.sidecar.alerts import AlertWatcher
-from router.sidecar.errors import error_body, router_error_response
+from router.sidecar.errors import Answer, json_answer, router_error_answer
 from router.sidecar.front import FAST_PATHS, Dispatch
 from router.sidecar.handlers import Exchange
 from router.sidecar.lifecycle import RouterHolder
@@ -37,34 +36,25 @@ log = logging.getLogger("turnout.sidecar")
 DISPATCH: web.AppKey[Dispatch] = web.AppKey("dispatch")
 
 
-def _json(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Answer:
-    body = json.dumps(error_body(message, status=status, code=code)).encode()
-    return status, {"Content-Type": "application/json", **(headers or {})}, body
-
-
-Answer = tuple[int, dict[str, str], bytes]  # status, headers, body: an answer either server can send
-
-
 def error_answer(state: State, exc: Exception, method: str, path: str) -> Answer:
     """Every failure as an OpenAI-shaped JSON error; never a bare 500 page or a traceback."""
     if isinstance(exc, WireError):
         state.metrics.rejections.labels("bad_request").inc()
-        body = error_body(exc.message, status=400, code="invalid_request", param=exc.param)
-        return 400, {"Content-Type": "application/json"}, json.dumps(body).encode()
+        return json_answer(400, exc.message, "invalid_request", param=exc.param)
     if isinstance(exc, RouterError):
-        status, err, headers = router_error_response(exc, state.scrub)
-        if status == 404:
+        answer = router_error_answer(exc, state.scrub)
+        if answer[0] == 404:
             state.metrics.rejections.labels("unknown_route").inc()
-        return status, {"Content-Type": "application/json", **headers}, json.dumps(err).encode()
+        return answer
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         state.metrics.rejections.labels("body_too_large").inc()
         limit = state.settings.server.max_body_bytes
-        return _json(413, f"Request body too large: the limit is {limit} bytes.", "body_too_large")
+        return json_answer(413, f"Request body too large: the limit is {limit} bytes.", "body_too_large")
     if isinstance(exc, web.HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-        return _json(exc.status, f"{exc.reason}: {method} {path}", code)
+        return json_answer(exc.status, f"{exc.reason}: {method} {path}", code)
     log.exception("unhandled error serving %s %s", method, path, exc_info=exc)
-    return _json(500, "Internal error in the sidecar.", "internal_error")
+    return json_answer(500, "Internal error in the sidecar.", "internal_error")
 
 
 def _respond(answer: Answer) -> web.Response:
@@ -81,11 +71,9 @@ def errors_middleware(state: State) -> Any:
             return await handler(request)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return _respond(error_answer(state, exc, request.method, request.path))
         except Exception as exc:
+            if isinstance(exc, web.HTTPException) and exc.status < 400:
+                raise  # a redirect is an answer, not a failure
             return _respond(error_answer(state, exc, request.method, request.path))
 
     return middleware
@@ -123,21 +111,23 @@ class Guard:
             token = auth[7:] if auth[:7].lower() == "bearer " else ""
             if not _key_ok(token, self.keys):
                 self.rejections.labels("auth").inc()
-                return _json(401, "Incorrect API key provided for the turnout sidecar.", "invalid_api_key")
+                return json_answer(
+                    401, "Incorrect API key provided for the turnout sidecar.", "invalid_api_key"
+                )
         if length is not None and length > self.max_body:
             self.rejections.labels("body_too_large").inc()
-            return _json(
+            return json_answer(
                 413,
                 f"Request body too large: {length} bytes, the limit is {self.max_body} bytes.",
                 "body_too_large",
             )
         if self.state.active >= self.limit:
             self.rejections.labels("concurrency").inc()
-            return _json(
+            return json_answer(
                 503,
                 f"The sidecar is at its concurrency limit ({self.limit}); retry shortly.",
                 "overloaded",
-                {"Retry-After": "1"},
+                headers={"Retry-After": "1"},
             )
         return None
 

@@ -8,6 +8,7 @@ removes every configured secret (and anything shaped like a provider key) before
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -90,6 +91,23 @@ def router_error_response(err: RouterError, scrub: Scrubber) -> tuple[int, dict[
     else:
         body = error_body(scrub(message), status=status, code=str(err.kind))
     return status, body, headers
+
+
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body: what either server sends
+
+
+def json_answer(
+    status: int, message: str, code: str, *, param: str | None = None, headers: dict[str, str] | None = None
+) -> Answer:
+    """An OpenAI-shaped JSON error answer."""
+    body = json.dumps(error_body(message, status=status, code=code, param=param)).encode()
+    return status, {"Content-Type": "application/json", **(headers or {})}, body
+
+
+def router_error_answer(err: RouterError, scrub: Scrubber) -> Answer:
+    """:func:`router_error_response` as an answer to send."""
+    status, body, headers = router_error_response(err, scrub)
+    return status, {"Content-Type": "application/json", **headers}, json.dumps(body).encode()
 
 
 def stream_error_body(err: BaseException, scrub: Scrubber) -> dict[str, Any]:

@@ -23,13 +23,14 @@ its request's task (and so the upstream call); connections are kept alive, close
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from multidict import CIMultiDict
+
+from router.sidecar.errors import json_answer
 
 __all__ = ["Exchange", "Front", "FrontProtocol"]
 
@@ -357,16 +358,8 @@ class FrontProtocol(asyncio.Protocol):
         except Exception:  # the handlers answer every error themselves; this is a last resort
             log.exception("unhandled error serving %s", kind)
             if not exchange.started and not self._lost:
-                err = {
-                    "error": {
-                        "message": "Internal error in the sidecar.",
-                        "type": "server_error",
-                        "param": None,
-                        "code": "internal_error",
-                    }
-                }
                 exchange.close = True
-                exchange.respond(500, {"content-type": "application/json"}, json.dumps(err).encode())
+                exchange.respond(*json_answer(500, "Internal error in the sidecar.", "internal_error"))
             self.close()
             return
         finally:

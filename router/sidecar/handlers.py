@@ -12,7 +12,7 @@ from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router.errors import RouterError
-from router.sidecar.errors import router_error_response, stream_error_body
+from router.sidecar.errors import router_error_answer, stream_error_body
 from router.sidecar.lifecycle import RouterHolder
 from router.sidecar.state import CURRENT_RECORD, STATE, State, reload
 from router.sidecar.wire import (
@@ -183,10 +183,9 @@ async def chat(state: State, ex: Exchange) -> None:
 
 
 def _error(ex: Exchange, state: State, err: RouterError, record: AuditRecord | None) -> None:
-    status, body, headers = router_error_response(err, state.scrub)
+    status, headers, body = router_error_answer(err, state.scrub)
     headers.update(_record_headers(record))
-    headers[hdrs.CONTENT_TYPE] = _JSON
-    ex.respond(status, headers, json.dumps(body).encode())
+    ex.respond(status, headers, body)
 
 
 async def _stream(
