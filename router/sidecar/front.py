@@ -70,7 +70,7 @@ class Exchange:
             self.close = True
         lines = [f"{k}: {v}\r\n" for k, v in headers.items()]
         text = "".join(lines)
-        if "\n" in text.replace("\r\n", ""):
+        if "\n" in text.replace("\r\n", "") or text.count("\r") != len(lines):
             raise ValueError("a response header value holds a line break")
         return (
             b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))

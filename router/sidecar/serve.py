@@ -105,9 +105,10 @@ async def serve(loaded: Loaded, host: str, port: int) -> int:
         state.ready = False  # /readyz says no while we drain
         log.info("draining %d request(s), up to %.1fs", state.active, settings.server.drain_timeout)
         server.stop_accepting()  # no new connections; idle kept-alive ones close
+        deadline = loop.time() + settings.server.drain_timeout  # one budget for the whole drain
         if state.holder is not None:
             await state.holder.wait_idle(settings.server.drain_timeout)
-        await server.close()
+        await server.close(max(0.0, deadline - loop.time()))
         if audit is not None:
             audit[1].close()
     print("turnout serve: stopped", flush=True)

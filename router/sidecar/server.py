@@ -62,12 +62,15 @@ class SidecarServer:
         if self.front is not None:
             self.front.shutdown()
 
-    async def close(self) -> None:
-        """Stop; answers under way get ``drain_timeout`` to finish (on the front door's
-        connections and, in the app's shutdown, on aiohttp's); then shut the app down."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop; answers under way on the front door's connections get ``timeout`` (default: the
+        settings' ``drain_timeout``) to finish, aiohttp's get ``drain_timeout`` in the app's
+        shutdown; then the app shuts down."""
         self.stop_accepting()
         if self.front is not None:
-            await self.front.drain(self.app[STATE].settings.server.drain_timeout)
+            if timeout is None:
+                timeout = self.app[STATE].settings.server.drain_timeout
+            await self.front.drain(timeout)
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

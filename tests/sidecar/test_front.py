@@ -75,6 +75,9 @@ async def stack() -> AsyncIterator[Stack]:
         if ex.body == b"gated":
             s.started.set()
             await s.gate.wait()
+        if ex.body in (b"bad-cr", b"bad-lf"):  # a header value that would split the head
+            ex.respond(200, {"x-bad": "a\rb" if ex.body == b"bad-cr" else "a\nb"}, b"{}")
+            return
         if ex.body == b"boom":
             raise RuntimeError("a bug")
         if ex.body == b"burst":  # pieces written in one turn of the loop leave together
@@ -329,4 +332,13 @@ async def test_any_head_is_answered_here_or_by_aiohttp_never_dropped(
     reader, writer = await stack.connect()
     writer.write(post(CHAT, b"{}"))
     assert (await asyncio.wait_for(read_response(reader), 10))[0] == 200
+    writer.close()
+
+
+@pytest.mark.parametrize("body", [b"bad-cr", b"bad-lf"])
+async def test_a_line_break_in_a_header_value_is_never_sent(stack: Stack, body: bytes) -> None:
+    reader, writer = await stack.connect()
+    writer.write(post(CHAT, body))
+    status, headers, _ = await read_response(reader)
+    assert status == 500 and "x-bad" not in headers
     writer.close()
