@@ -1,7 +1,8 @@
 """Provider-neutral answers: what the mock says, before a provider module renders it.
 
 A provider module parses its request into a :class:`ChatQuery`; :func:`compose` picks the
-answer (a scripted rule, else a tool call when tools are offered, else deterministic text),
+answer (a scripted rule, else a tool call when tools are offered, else JSON when a response
+format asks for it (:mod:`mockproviders.structured`), else deterministic text),
 applies ``max_tokens`` and stop sequences, then a fault layer's :class:`AnswerPatch`.
 """
 
@@ -14,10 +15,10 @@ from typing import Any
 
 from mockproviders._types import AnswerPatch
 from mockproviders.config import MockConfig, ScriptedAnswer
+from mockproviders.structured import ResponseFormat, structured_text, value_for_schema
 from mockproviders.tokens import (
     MESSAGE_OVERHEAD,
     REPLY_PRIMING,
-    arguments_for_schema,
     count_tokens,
     generate_text,
     split_tokens,
@@ -42,6 +43,7 @@ class ChatQuery:
     seed: Any = None  # the request's own seed parameter, if any
     cache_key: int | None = None  # Anthropic prompt caching: hash of the prefix up to the last breakpoint
     cache_tokens: int = 0  # tokens in that prefix
+    response_format: ResponseFormat | None = None  # structured outputs: the answer is JSON
 
     @property
     def last_text(self) -> str:
@@ -174,10 +176,11 @@ def compose(
             choice = _from_script(script, i, key)
         elif (tool := _wants_tool(query)) is not None:
             schema = next(s for name, s in query.tools if name == tool)
-            call = ToolCallOut(
-                id=f"{stable_hash(key, 'tool'):016x}", name=tool, arguments=arguments_for_schema(key, schema)
-            )
+            arguments = json.dumps(value_for_schema(key, schema))
+            call = ToolCallOut(id=f"{stable_hash(key, 'tool'):016x}", name=tool, arguments=arguments)
             choice = Choice(index=i, text=None, tool_calls=[call], finish="tool_calls")
+        elif query.response_format is not None:
+            choice = Choice(index=i, text=structured_text(key, query.response_format))
         else:
             choice = Choice(index=i, text=generate_text(key))
         _truncate(choice, query)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import random
 import re
@@ -85,36 +84,6 @@ def embedding_vector(key: int, dimensions: int) -> list[float]:
     norm = math.sqrt(sum(v * v for v in vec)) or 1.0
     # Round through float32 so the float and base64 encodings carry the same numbers.
     return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *(v / norm for v in vec))))
-
-
-def arguments_for_schema(key: int, schema: Any) -> str:
-    """Deterministic JSON arguments that satisfy the simple parts of a JSON schema."""
-    rng = random.Random(key)
-
-    def value(s: Any, depth: int) -> Any:
-        if not isinstance(s, dict) or depth > 4:
-            return rng.choice(_WORDS)
-        if "enum" in s and isinstance(s["enum"], list) and s["enum"]:
-            return s["enum"][0]
-        kind = s.get("type")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "string")
-        if kind == "object" or "properties" in s:
-            props = s.get("properties")
-            if not isinstance(props, dict):
-                return {}
-            return {str(k): value(v, depth + 1) for k, v in props.items()}
-        if kind == "array":
-            return [value(s.get("items"), depth + 1)]
-        if kind == "integer":
-            return rng.randint(1, 100)
-        if kind == "number":
-            return round(rng.uniform(0, 100), 2)
-        if kind == "boolean":
-            return bool(rng.getrandbits(1))
-        return rng.choice(_WORDS)
-
-    return json.dumps(value(schema if isinstance(schema, dict) else {}, 0))
 
 
 def text_parts(content: Any) -> Iterable[str]:

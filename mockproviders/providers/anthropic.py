@@ -31,6 +31,7 @@ from mockproviders.providers._base import (
     stop_list,
     tool_schema_list,
 )
+from mockproviders.structured import anthropic_output_format
 from mockproviders.tokens import MESSAGE_OVERHEAD, count_tokens, split_tokens, stable_hash, text_parts
 
 FINISH = {
@@ -184,6 +185,7 @@ class AnthropicAPI:
             stream=bool(opt(body, "stream", bool)),
             cache_key=cache_key,
             cache_tokens=cache_tokens,
+            response_format=anthropic_output_format(body.get("output_config")),
         )
 
     def _tool_choice(self, value: Any, names: list[str]) -> str | None:

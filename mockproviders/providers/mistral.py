@@ -29,6 +29,7 @@ from mockproviders.providers._base import (
     tool_schema_list,
 )
 from mockproviders.providers.openai import OpenAIAPI, embedding_inputs, parse_messages
+from mockproviders.structured import openai_chat_format
 from mockproviders.tokens import split_tokens
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -95,6 +96,7 @@ class MistralAPI:
             tool_choice=self._tool_choice(body.get("tool_choice"), [n for n, _ in tools]),
             stream=bool(opt(body, "stream", bool)),
             seed=opt_int(body, "random_seed", low=0),
+            response_format=openai_chat_format(body.get("response_format")),
         )
 
     def _tool_choice(self, value: Any, names: list[str]) -> str | None:

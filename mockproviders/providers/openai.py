@@ -24,6 +24,7 @@ from mockproviders.providers._base import (
     stop_list,
     tool_schema_list,
 )
+from mockproviders.structured import ResponseFormat, check_strict, mentions_json, openai_chat_format
 from mockproviders.tokens import split_tokens, text_parts
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -66,6 +67,21 @@ def parse_messages(body: Mapping[str, Any], roles: frozenset[str]) -> tuple[list
             expect(need(msg, "tool_call_id", ("messages", i)), str, ("messages", i, "tool_call_id"))
         out.append((role, "".join(text_parts(content))))
     return out, out[-1][0] == "tool"
+
+
+def chat_response_format(body: Mapping[str, Any], texts: list[str]) -> ResponseFormat | None:
+    """OpenAI chat's ``response_format``, with the real API's checks: strict schemas must be
+    closed and fully required; ``json_object`` needs the word JSON in a message."""
+    fmt = openai_chat_format(body.get("response_format"))
+    if fmt is not None:
+        check_strict(fmt, ("response_format",))
+        if fmt.kind == "json_object" and not mentions_json(texts):
+            raise FieldError(
+                ("messages",),
+                "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
+                "'json_object'.",
+            )
+    return fmt
 
 
 def tool_choice(value: Any, names: list[str]) -> str | None:
@@ -156,6 +172,7 @@ class OpenAIAPI:
             tool_schema_list(body["tools"], ("tools",), wrapped=True) if body.get("tools") is not None else []
         )
         choice = tool_choice(body.get("tool_choice"), [name for name, _ in tools])
+        fmt = chat_response_format(body, [text for _, text in messages])
         return ChatQuery(
             model=model,
             messages=messages,
@@ -168,6 +185,7 @@ class OpenAIAPI:
             stream=stream,
             include_usage=include_usage,
             seed=opt(body, "seed", int),
+            response_format=fmt,
         )
 
     def _usage(self, usage: Usage) -> dict[str, Any]:
