@@ -14,7 +14,7 @@
     defaults:
       retries: 2
       timeouts: {total: 60s, connect: 3s, read: 30s, first_token: 10s, idle: 15s}
-      breaker: {failures: 5, window: 30s, cooldown: 15s}
+      breaker: {failures: 10, failure_rate: 0.5, min_calls: 20, window: 10s, cooldown: 2s, max_cooldown: 4s}
     state: {backend: redis, url: redis://127.0.0.1:6379/0, prefix: turnout, timeout: 50ms}
 
 Validation is strict (``extra="forbid"``), and every error names the file, the dotted path of the
@@ -88,10 +88,31 @@ class TimeoutsConfig(_Model):
 
 
 class BreakerConfig(_Model):
-    failures: int = Field(default=5, ge=1)  # failures within `window` that open the breaker
-    window: Duration = 30.0
-    cooldown: Duration = 15.0  # first open period; doubles after each failed probe
-    max_cooldown: Duration = 300.0
+    """A deployment's health model (router.breaker): when it is ejected, and for how long.
+
+    Only the provider's failures count (5xx, 529, timeouts, connection failures, malformed
+    replies), never a caller's mistake. Ejected on a run of ``failures`` consecutive failures, on
+    a run of 3 or more that lasted ``failing_for`` with no success, or on a failure rate of at
+    least ``failure_rate`` over ``window`` once it holds ``min_calls`` calls. Out for
+    ``cooldown``, then one probe; a failed probe multiplies the time by ``backoff`` up to
+    ``max_cooldown``, so recovery takes at most ``max_cooldown`` plus a probe.
+    """
+
+    failures: int = Field(default=10, ge=1)  # consecutive failures that eject at once
+    failing_for: Duration = 1.0  # a run of >= 3 failures with no success for this long ejects
+    failure_rate: float = Field(default=0.5, gt=0, le=1)  # share of calls failed in `window`...
+    min_calls: int = Field(default=20, ge=1)  # ...once the window holds this many calls
+    window: Duration = 10.0
+    cooldown: Duration = 2.0  # first ejection; grows after each failed probe...
+    max_cooldown: Duration = 4.0  # ...up to this (or `cooldown`, if longer): the bound on recovery
+    backoff: float = Field(default=2.0, ge=1)
+    hold_after_429s: int = Field(default=3, ge=1)  # 429s in a row that hold the whole deployment
+
+    @model_validator(mode="after")
+    def _cooldowns(self) -> BreakerConfig:
+        if self.window <= 0:
+            raise ValueError("window must be more than 0 s")
+        return self
 
 
 class HedgeConfig(_Model):

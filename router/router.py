@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from router import errors as E
 from router._engine import RequestRun, Won
-from router._runtime import BREAKER_COUNTS, DeploymentRuntime, build_runtime
+from router._runtime import DeploymentRuntime, build_runtime
 from router.adapters import Adapter, AdapterEvent, CallOptions
 from router.clock import SYSTEM_CLOCK, Clock
 from router.config import RouterConfig, load_config
@@ -326,6 +326,7 @@ class Router:
         except (GeneratorExit, asyncio.CancelledError):
             await _aclose(opened.rest)
             won.record.outcome = "cancelled"
+            won.rt.stream_breaker.release_probe()
             run.finish_record(won.record, won.rt, None)
             won.rt.limiter.refund(won.estimate)
             self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
@@ -334,6 +335,7 @@ class Router:
         # connection back now. Left to the garbage collector, the loop's finalizer hook would do it
         # later, at the cost of a task and a thread-safe wake-up per stream.
         await _aclose(opened.rest)
+        run.stream_done(won.rt)
         resp = end.response
         self._settle_success(run, won, resp.usage)
         resp.latency_s = won.record.latency_s
@@ -423,8 +425,7 @@ class Router:
         self, run: RequestRun, won: Won[Any], exc: E.RouterError, partial: str
     ) -> E.StreamInterrupted:
         rt = won.rt
-        if exc.kind in BREAKER_COUNTS:
-            rt.breaker.on_failure(exc.kind)
+        run.count_failure(rt, exc.kind, after_output=True)
         rt.limiter.refund(won.estimate)
         rec = won.record
         rec.outcome, rec.error_kind, rec.status, rec.message = (

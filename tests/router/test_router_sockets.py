@@ -175,6 +175,10 @@ async def test_retry_after_above_the_cap_falls_back_at_once(rig: RigFactory) -> 
     async with rig(rule("rl", "rate_limit", params={"retry_after": 120}, match={"provider": "openai"})) as r:
         assert (await r.router.complete(ask())).model == "claude"
         assert r.clock.sleeps == []
+        assert r.attempts()[0] == ("gpt", "error", "rate_limit")
+        for _ in range(2):  # 429s that keep coming (3 in a row) hold the deployment
+            assert (await r.router.complete(ask())).model == "claude"
+            assert r.attempts()[0] == ("gpt", "error", "rate_limit")
         assert (await r.router.complete(ask())).model == "claude"
         assert r.attempts()[0] == ("gpt", "skipped", "unavailable")  # held back until then
 
