@@ -101,6 +101,8 @@ class RoutePlan:
     on_error: dict[ErrorKind, tuple[str, ...]] = field(default_factory=dict)
     hedge_after: float | None = None
     buffer_stream: bool = False
+    serves: str = "chat"  # "chat" or "embeddings": what its deployments serve (one task per route)
+    no_tools: frozenset[str] = frozenset()  # its deployments that take no tool definitions
     final_on_policy: bool = True  # a content-policy refusal ends the request unless a chain is given
     _limits: dict[str, tuple[float | None, float | None, float | None, float | None]] = field(
         default_factory=dict
@@ -245,6 +247,7 @@ def build_runtime(
                 on_error[ErrorKind.CONTENT_POLICY] = tuple(route.on_error.content_policy)
                 final_on_policy = False
         explicit = route.timeouts if route is not None else TimeoutsConfig()
+        tasks = {cfg.models[m].serves for m in chain if m in cfg.models}
         return RoutePlan(
             name=name,
             chain=chain,
@@ -255,6 +258,8 @@ def build_runtime(
             hedge_after=route.hedge.after if route is not None and route.hedge is not None else None,
             buffer_stream=route.buffer_stream if route is not None else False,
             final_on_policy=final_on_policy,
+            serves="embeddings" if tasks == {"embeddings"} else "chat",
+            no_tools=frozenset(m for m in chain if m in cfg.models and not cfg.models[m].tools),
         )
 
     plans: dict[str, RoutePlan] = {name: plan(name, None, (name,)) for name in cfg.models}

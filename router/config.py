@@ -152,6 +152,17 @@ class DeploymentConfig(_Model):
     max_tokens: int | None = Field(default=None, gt=0)
     context_window: int | None = Field(default=None, gt=0)
     prices: PricesConfig | None = None
+    # What it serves: "embeddings" for an embedding model, "chat" otherwise; unset, it is read
+    # from the model id ("embed" in it: embeddings). A request it cannot serve never reaches it.
+    task: Literal["chat", "embeddings"] | None = None
+    dimensions: int | None = Field(default=None, gt=0)  # an embedding model's vector size
+    tools: bool = True  # takes tool definitions (function calling)
+
+    @property
+    def serves(self) -> Literal["chat", "embeddings"]:
+        if self.task is not None:
+            return self.task
+        return "embeddings" if "embed" in self.model.lower() else "chat"
 
 
 class RouteConfig(_Model):
@@ -263,7 +274,45 @@ def _cross_check(cfg: RouterConfig) -> list[tuple[str, str]]:
                             f"route {rname!r} names unknown model {member!r} (defined: {known_models})",
                         )
                     )
+    problems += _capability_check(cfg)
     problems += _patterns_cross_check(cfg)
+    return problems
+
+
+def _capability_check(cfg: RouterConfig) -> list[tuple[str, str]]:
+    """Embedding deployments on a provider that has them; routes that serve one task, and
+    embeddings from one model and dimension (vectors of two models never mix in one route)."""
+    problems: list[tuple[str, str]] = []
+    for name, dep in cfg.models.items():
+        provider = cfg.providers.get(dep.provider)
+        if dep.serves == "embeddings" and provider is not None and provider.kind == "anthropic":
+            problems.append((f"models.{name}.task", "anthropic has no embeddings API"))
+    for rname, route in cfg.routes.items():
+        deps = [(m, cfg.models[m]) for m in route.chain if m in cfg.models]
+        tasks = {d.serves for _, d in deps}
+        if len(tasks) > 1:
+            chat = [m for m, d in deps if d.serves == "chat"]
+            emb = [m for m, d in deps if d.serves == "embeddings"]
+            problems.append(
+                (
+                    f"routes.{rname}.chain",
+                    f"mixes chat deployments {chat} and embedding deployments {emb}; "
+                    "a route serves one task (set `task:` on a deployment whose model id misleads)",
+                )
+            )
+        elif tasks == {"embeddings"}:
+            kinds = {(d.model, d.dimensions) for _, d in deps}
+            if len(kinds) > 1:
+                shown = ", ".join(
+                    f"{m}: {d.model}" + (f" ({d.dimensions} dims)" if d.dimensions else "") for m, d in deps
+                )
+                problems.append(
+                    (
+                        f"routes.{rname}.chain",
+                        "an embeddings route falls back only between deployments of one embedding "
+                        f"model and dimension, so vectors never mix; this one has {shown}",
+                    )
+                )
     return problems
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from router import errors as E
 from router._engine import RequestRun, Won
-from router._runtime import DeploymentRuntime, build_runtime
+from router._runtime import DeploymentRuntime, RoutePlan, build_runtime
 from router.adapters import Adapter, AdapterEvent, CallOptions
 from router.clock import SYSTEM_CLOCK, Clock
 from router.config import RouterConfig, load_config
@@ -388,6 +388,7 @@ class Router:
             audit.outcome, audit.error_kind = "error", err.kind.value
             self._notify_request(audit)
             raise err
+        plan = self._capable(plan, request, audit)
         if isinstance(request, ChatRequest):
             chat = request
 
@@ -416,6 +417,35 @@ class Router:
         if planned is not None:
             run.prepare, run.finish = planned.prepare, planned.finish
         return run
+
+    def _capable(
+        self, plan: RoutePlan, request: ChatRequest | EmbeddingRequest, audit: AuditRecord
+    ) -> RoutePlan:
+        """``plan`` narrowed to the deployments that can serve ``request``; a request that none
+        of them can serve is refused here, before any call, and counts against none of them."""
+        why = None
+        wants = "embeddings" if isinstance(request, EmbeddingRequest) else "chat"
+        if plan.serves != wants:
+            why = f"route {plan.name!r} serves {plan.serves}, not {wants}"
+            if wants == "embeddings":
+                why += f" (its deployments {list(plan.chain)} are chat models)"
+            else:
+                why += f" (its deployments {list(plan.chain)} are embedding models)"
+        elif plan.no_tools and isinstance(request, ChatRequest) and request.tools:
+            chain = tuple(m for m in plan.chain if m not in plan.no_tools)
+            if not chain:
+                why = f"route {plan.name!r} has no deployment that takes tools ({list(plan.chain)} do not)"
+            else:
+                audit.decisions.append(f"tools: skipping {sorted(plan.no_tools & set(plan.chain))}")
+                audit.candidates = list(chain)
+                return replace(plan, chain=chain)
+        if why is None:
+            return plan
+        err = E.Unsupported(why)
+        audit.outcome, audit.error_kind = "error", err.kind.value
+        audit.decisions.append(f"refused before any call: {why}")
+        self._notify_request(audit)
+        raise err
 
     def _settle_success(self, run: RequestRun, won: Won[Any], usage: Usage | None) -> None:
         won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)

@@ -423,9 +423,10 @@ async def test_stream_hedge() -> None:
 
 
 async def test_embed_and_unknown_route() -> None:
-    rig = Rig()
+    rig = Rig(models={n: {"model": "text-embedding-3-small"} for n in "abc"})
     resp = await rig.router.embed(EmbeddingRequest(model="r", input=["x", "y"]))
     assert resp.vectors == [[1.0], [1.0]] and resp.route == "r"
+    rig = Rig()
     with pytest.raises(E.UnknownRoute, match="nope"):
         await rig.router.complete(req("nope"))
     assert rig.last().error_kind == "unknown_route"
@@ -457,3 +458,19 @@ async def test_aclose_and_context_manager() -> None:
     async with rig.router as r:
         await r.complete(req())
     assert rig.fake.closed
+
+
+async def test_tools_skip_deployments_without_them_and_a_route_without_any_refuses() -> None:
+    from router.types import ToolSpec
+
+    rig = Rig(chain=("a", "b"), models={"a": {"tools": False}})
+    with_tools = req(tools=[ToolSpec("lookup")])
+    assert (await rig.router.complete(with_tools)).model == "b"
+    assert rig.fake.calls == ["b"] and any("skipping ['a']" in d for d in rig.last().decisions)
+    assert (await rig.router.complete(req())).model == "a"  # without tools, a serves as usual
+    rig = Rig(chain=("a",), models={"a": {"tools": False}})
+    for _ in range(20):
+        with pytest.raises(E.Unsupported, match="route 'r' has no deployment that takes tools") as info:
+            await rig.router.complete(with_tools)
+        assert info.value.http_status == 400
+    assert rig.fake.calls == [] and rig.router.deployment("a").breaker.state == "closed"
