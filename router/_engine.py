@@ -174,7 +174,7 @@ class RequestRun:
                 if hedge_after is not None and queue:
                     outcome = await self._hedged(rt, queue, tried, hedge_after, attempt, discard)
                 else:
-                    outcome = await self._deployment(rt, attempt, waited)
+                    outcome = await self._deployment(rt, attempt, waited, more=bool(queue))
                     waited = None
                 if isinstance(outcome, Won):
                     return outcome
@@ -282,7 +282,7 @@ class RequestRun:
         discard: Discard[T],
     ) -> Won[T] | E.RouterError | None:
         """Run ``rt``; if it has not answered after ``after`` seconds, start the next one too."""
-        first = asyncio.ensure_future(self._deployment(rt, attempt))
+        first = asyncio.ensure_future(self._deployment(rt, attempt, more=True))
         timer = asyncio.ensure_future(self.clock.sleep(after))
         try:
             await asyncio.wait((first, timer), return_when=asyncio.FIRST_COMPLETED)
@@ -298,7 +298,9 @@ class RequestRun:
         self.audit.decisions.append(
             f"hedge: no answer from {rt.name} after {after:g}s, starting {second_name}"
         )
-        second = asyncio.ensure_future(self._deployment(self.deployments[second_name], attempt))
+        second = asyncio.ensure_future(
+            self._deployment(self.deployments[second_name], attempt, more=bool(queue))
+        )
         pending = {first, second}
         last: E.RouterError | None = None
         winner: Won[T] | None = None
@@ -419,10 +421,14 @@ class RequestRun:
         rt: DeploymentRuntime,
         attempt: AttemptFn[T],
         before: tuple[float, WaitSource] | None = None,
+        *,
+        more: bool = False,
     ) -> Won[T] | E.RouterError | None:
         """Try one deployment, with retries. A Won, the error that ended it, or None if skipped.
 
-        ``before``: what the request waited for this deployment first (a blocked chain)."""
+        ``before``: what the request waited for this deployment first (a blocked chain).
+        ``more``: the chain has deployments after this one; a deployment that the failure left
+        held (the provider said 0 remaining, or 429s keep coming) is then not waited for here."""
         dep = rt.deployment
         policy = self.plan.policy
         tries = 0
@@ -464,6 +470,9 @@ class RequestRun:
                     )
                 )
                 if not decision.retry:
+                    return err
+                if more and rt.limiter.blocked_for() > 0.0:
+                    self.audit.decisions.append(f"{dep.name}: held by the provider; not waiting for it")
                     return err
                 self.audit.decisions.append(f"{dep.name}: {decision.reason}")
                 await self.clock.sleep(decision.wait)

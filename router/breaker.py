@@ -19,8 +19,9 @@ timeouts, connection failures, malformed replies; never a caller's mistake), on 
 
 - a run of ``failures`` consecutive failures (no success between them): a dead provider is
   ejected after that many calls, which at high traffic is milliseconds;
-- a run of at least ``min(3, failures)`` failures that has lasted ``failing_for`` seconds with
-  no success: a dead provider at low traffic is ejected within about that long;
+- a run of at least ``min(4, failures)`` failures that has lasted ``failing_for`` seconds with
+  no success: a dead provider at low traffic is ejected within about a second (a single
+  request's retries are at most 3 attempts, so it takes two requests' failures);
 - a failure *rate* of at least ``failure_rate`` over the last ``window`` seconds, once the window
   holds ``min_calls`` calls: a brownout.
 
@@ -52,7 +53,7 @@ _OPEN: BreakerState = "open"
 _HALF_OPEN: BreakerState = "half_open"
 
 _BUCKETS = 10  # the rate window is kept as this many buckets: O(1) per call, bounded memory
-_MIN_RUN = 3  # a run must be at least this long (or `failures`, if smaller) to eject by its age
+_MIN_RUN = 4  # a run must be at least this long (or `failures`, if smaller) to eject by its age
 
 
 class CircuitBreaker:
@@ -97,7 +98,7 @@ class CircuitBreaker:
         *,
         failure_rate: float = 0.5,
         min_calls: int = 20,
-        failing_for: float = 1.0,
+        failing_for: float = 0.5,
     ) -> None:
         if failures < 1:
             raise ValueError(f"breaker failures must be >= 1, not {failures!r}")

@@ -92,14 +92,14 @@ class BreakerConfig(_Model):
 
     Only the provider's failures count (5xx, 529, timeouts, connection failures, malformed
     replies), never a caller's mistake. Ejected on a run of ``failures`` consecutive failures, on
-    a run of 3 or more that lasted ``failing_for`` with no success, or on a failure rate of at
+    a run of 4 or more that lasted ``failing_for`` with no success, or on a failure rate of at
     least ``failure_rate`` over ``window`` once it holds ``min_calls`` calls. Out for
     ``cooldown``, then one probe; a failed probe multiplies the time by ``backoff`` up to
     ``max_cooldown``, so recovery takes at most ``max_cooldown`` plus a probe.
     """
 
     failures: int = Field(default=10, ge=1)  # consecutive failures that eject at once
-    failing_for: Duration = 1.0  # a run of >= 3 failures with no success for this long ejects
+    failing_for: Duration = 0.5  # a run of >= 4 failures with no success for this long ejects
     failure_rate: float = Field(default=0.5, gt=0, le=1)  # share of calls failed in `window`...
     min_calls: int = Field(default=20, ge=1)  # ...once the window holds this many calls
     window: Duration = 10.0
