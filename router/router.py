@@ -182,6 +182,8 @@ class Router:
                     "provider": rt.deployment.provider,
                     "model": rt.deployment.model,
                     "breaker": rt.breaker.snapshot(),
+                    # the health of its streams once output began: gates streamed requests only
+                    "stream_health": rt.stream_breaker.snapshot(),
                     "limiter": rt.limiter.snapshot(),
                 }
                 for name, rt in self._deployments.items()

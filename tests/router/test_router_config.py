@@ -134,7 +134,7 @@ def test_a_route_serves_one_task_and_embeddings_never_mix_models() -> None:
     with pytest.raises(ConfigError, match=r"routes\.r\.chain: mixes chat deployments \['c'\]"):
         parse_config(_caps({"c": chat, "e": small}, ["c", "e"]))
     mistral = {"provider": "m", "model": "mistral-embed"}
-    with pytest.raises(ConfigError, match="one embedding model and dimension.*mistral-embed"):
+    with pytest.raises(ConfigError, match=r"one embedding model and dimension.*mistral-embed"):
         parse_config(_caps({"e": small, "f": mistral}, ["e", "f"]))
     sized = {"provider": "o", "model": "text-embedding-3-small", "dimensions": 512}
     with pytest.raises(ConfigError, match=r"512 dims"):
