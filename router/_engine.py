@@ -12,10 +12,11 @@ request's :class:`~router.deadline.Deadline`, and on failure asks the
   refuse it too);
 - everything else falls back to the next deployment.
 
-When the chain runs out without a single attempt and some deployment of it was skipped because
-it is ejected (its breaker open), the request does not give up: it tries the ejected deployment
-most likely to be back (the one whose probe is due soonest) once, past its breaker: *panic mode*,
-as Envoy's panic threshold. A success there closes its breaker. Streamed requests also pass the
+When the chain runs out (every deployment tried failed, or was skipped) and some deployment of it
+was skipped because it is ejected (its breaker open), the request does not give up: it walks the
+ejected deployments past their breakers, the one most likely back (its probe due soonest) first:
+*panic mode*, as Envoy's panic threshold (with too few healthy hosts, health is ignored). A
+success there closes the breaker. Streamed requests also pass the
 deployment's stream health (its ``stream_breaker``), which only failures of a stream's body count
 against.
 
@@ -197,22 +198,17 @@ class RequestRun:
                     raise err
                 if queue:
                     self.audit.decisions.append(f"{kind.value} on {name}: falling back to {queue[0]}")
-            if not self.attempts and not self.panic:
-                candidate = self._panic_candidate()
-                if candidate is not None:
+            if not self.panic:
+                ejected = self._panic_order()
+                if ejected:
                     self.panic = True
-                    rt = self.deployments[candidate]
                     self.audit.decisions.append(
-                        f"panic: every deployment of {plan.name!r} is ejected or closed; "
-                        f"trying {candidate}, the one most likely back"
+                        f"panic: no deployment of {plan.name!r} left but ejected ones; "
+                        f"trying {', '.join(ejected)} anyway, the one most likely back first"
                     )
-                    outcome = await self._deployment(rt, attempt, waited)
-                    waited = None
-                    if isinstance(outcome, Won):
-                        return outcome
-                    if outcome is not None and outcome.kind is E.ErrorKind.DEADLINE:
-                        raise outcome
-                    raise self._exhausted()
+                    queue = deque(ejected)
+                    tried.difference_update(ejected)
+                    continue
             soonest = self._soonest()
             if soonest is None:
                 raise self._exhausted()
@@ -226,21 +222,18 @@ class RequestRun:
             tried.discard(name)
             queue.append(name)
 
-    def _panic_candidate(self) -> str | None:
-        """Of the deployments skipped because they are ejected (not held by a rate limit or a
-        provider's retry-after), the one whose probe is due soonest; None if there is none."""
-        best: str | None = None
-        best_at = float("inf")
+    def _panic_order(self) -> list[str]:
+        """The deployments skipped because they are ejected (not held by a rate limit or a
+        provider's retry-after), the one whose probe is due soonest first."""
+        found: list[tuple[float, str]] = []
         for name, opens in self.blocked.items():
             if opens is not None and opens[1] != "cooldown":
                 continue
-            rt = self.deployments[name]
-            if rt.limiter.blocked_for() > 0.0:
+            if self.deployments[name].limiter.blocked_for() > 0.0:
                 continue
-            at = opens[0] if opens is not None else float("-inf")  # None: its probe is out now
-            if at < best_at:
-                best, best_at = name, at
-        return best
+            found.append((opens[0] if opens is not None else float("-inf"), name))  # None: probe out
+        found.sort(key=lambda f: f[0])
+        return [name for _, name in found]
 
     def _soonest(self) -> tuple[str, float, WaitSource] | None:
         """The skipped deployment to wait for, when nothing was attempted and the soonest one

@@ -203,7 +203,8 @@ def build_runtime(
         }
         breaker = breaker_cls(on_change=functools.partial(on_breaker_change, dname), **health)
         stream_breaker = CircuitBreaker(
-            on_change=functools.partial(on_breaker_change, f"{dname}#stream"), **health
+            on_change=functools.partial(on_breaker_change, f"{dname}#stream"),
+            **(health | {"failure_rate": b.stream_failure_rate}),
         )
         limiter = limiter_cls(dcfg.rpm, dcfg.tpm, clock)
         limiter.max_hold = d.retry_after_cap  # no provider hold (a reset, a retry-after) lasts longer

@@ -101,6 +101,9 @@ class BreakerConfig(_Model):
     failures: int = Field(default=10, ge=1)  # consecutive failures that eject at once
     failing_for: Duration = 0.5  # a run of >= 4 failures with no success for this long ejects
     failure_rate: float = Field(default=0.5, gt=0, le=1)  # share of calls failed in `window`...
+    # ...and of streams cut, stalled or corrupted after output began, for the stream health
+    # (lower: a caller cannot be given a cut stream's rest, so streams move away sooner)
+    stream_failure_rate: float = Field(default=0.1, gt=0, le=1)
     min_calls: int = Field(default=20, ge=1)  # ...once the window holds this many calls
     window: Duration = 10.0
     cooldown: Duration = 2.0  # first ejection; grows after each failed probe...

@@ -237,13 +237,18 @@ async def test_a_chain_whose_every_deployment_is_ejected_is_tried_in_panic_mode(
     assert any(d.startswith("panic:") and "trying a" in d for d in rec.decisions)
     assert rig.clock.now() - t0 == pytest.approx(0.01)
     assert rig.router.deployment("a").breaker.state == "closed"  # its success closed it
-    # a ejected again, later than b: the next panic goes to b, the one most likely back
+    # a fails again, b is still ejected: rather than fail, the request tries b anyway, last
     rig.fake.script("a", fail)
-    with pytest.raises(E.AllAttemptsFailed):
-        await rig.router.complete(req())  # a fails; b is ejected: one attempt was made, no panic
     assert (await rig.router.complete(req())).model == "b"
-    assert any("trying b" in d for d in rig.last().decisions)
-    # a panic attempt that fails is final: one attempt past the breakers per request
+    rec = rig.last()
+    assert [(a.model, a.outcome) for a in rec.attempts] == [
+        ("a", "error"),
+        ("b", "skipped"),
+        ("b", "success"),
+    ]
+    assert any(d.startswith("panic:") and "trying b" in d for d in rec.decisions)
+    assert rig.router.deployment("b").breaker.state == "closed"
+    # panic walks only ejected deployments: one held by the provider is left alone
     rig.fake.script("a", fail)
     rig.router.deployment("b").limiter.observe(RateLimitSnapshot(remaining_requests=0, reset_requests_s=30))
     with pytest.raises(E.AllAttemptsFailed):
@@ -474,3 +479,15 @@ async def test_tools_skip_deployments_without_them_and_a_route_without_any_refus
             await rig.router.complete(with_tools)
         assert info.value.http_status == 400
     assert rig.fake.calls == [] and rig.router.deployment("a").breaker.state == "closed"
+
+
+async def test_requests_waiting_for_a_held_chain_are_released_spread_not_as_a_herd() -> None:
+    import asyncio
+
+    rig = Rig(chain=("a",))
+    block(rig, "a", 2.0)  # the provider said 0 remaining, reset in 2 s
+    got = await asyncio.gather(*(rig.router.complete(req()) for _ in range(20)))
+    assert [r.model for r in got] == ["a"] * 20
+    starts = sorted(a.started_at for r in rig.log.records() for a in r.attempts if a.outcome == "success")
+    assert starts[0] >= 2.0 and starts[-1] <= 2.5  # within a quarter of the wait after it opens
+    assert len(set(starts)) == 20  # each at its own time
