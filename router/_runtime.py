@@ -177,6 +177,7 @@ def build_runtime(
             headers=pcfg.headers,
             max_tokens=dcfg.max_tokens,
             context_window=dcfg.context_window,
+            continuation=dcfg.continuation,
         )
         b = d.breaker
         breaker = breaker_cls(
