@@ -13,7 +13,7 @@ request that continues, and the :class:`Splice` that joins the continuation onto
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from router._runtime import DeploymentRuntime, RoutePlan
@@ -49,16 +49,24 @@ _REFUSALS = (ErrorKind.BAD_REQUEST, ErrorKind.CONTEXT_LENGTH, ErrorKind.CONTENT_
 
 
 def continuation_plan(
-    plan: RoutePlan, failed: str, deployments: Mapping[str, DeploymentRuntime]
+    plan: RoutePlan,
+    failed: str,
+    deployments: Mapping[str, DeploymentRuntime],
+    broke: Collection[str] = (),
 ) -> RoutePlan | None:
     """The plan that continues a stream ``failed`` cut: the same deployment first (a retry),
-    then the ones after it in the chain, keeping only those that can continue; None if none can.
+    then the ones after it in the chain, keeping only those that can continue and leaving out
+    ``broke`` (deployments that already broke a continuation of this stream); None if none can.
 
     Each continuation attempt goes through the engine as any attempt does (gates, retries,
     records); a refusal of the prefill moves on to the next deployment."""
     chain: Sequence[str] = plan.chain
     after = chain[chain.index(failed) + 1 :] if failed in chain else chain
-    names = tuple(n for n in dict.fromkeys((failed, *after)) if deployments[n].deployment.continuation)
+    names = tuple(
+        n
+        for n in dict.fromkeys((failed, *after))
+        if n not in broke and deployments[n].deployment.continuation
+    )
     if not names:
         return None
     return replace(

@@ -293,6 +293,8 @@ class Router:
         open_won: Won[_Opened] | None = won  # the attempt whose record is still open
         first_ttft = won.result.ttft
         continued = 0
+        broke: set[str] = set()  # deployments whose continuation of this stream broke as well
+        chars = 0  # text this attempt produced, for its usage estimate
         while True:
             opened = won.result
             won.record.ttft_s = opened.ttft
@@ -320,6 +322,7 @@ class Router:
                                 run.audit.decisions.append(f"continuation: text again {gap:.1f} ms on")
                                 cut_at = None
                         sent.append(ev.text)
+                        chars += len(ev.text)
                     else:
                         tools = True
                     yield ev
@@ -333,7 +336,8 @@ class Router:
                 await relay.aclose()
                 await _aclose(opened.rest)
                 partial = "".join(sent)
-                self._cut_attempt(run, won, exc, partial if splice is None else "")
+                self._cut_attempt(run, won, exc, chars)
+                chars = 0
                 open_won = None
                 first = cut if cut is not None else exc
                 plan = None
@@ -345,7 +349,9 @@ class Router:
                 elif continued >= MAX_CONTINUATIONS:
                     why = f"continued {continued} times already"
                 else:
-                    plan = continuation_plan(run.plan, won.rt.name, self._deployments)
+                    if splice is not None:  # a continuation broke too: not this deployment again
+                        broke.add(won.rt.name)
+                    plan = continuation_plan(run.plan, won.rt.name, self._deployments, broke)
                     if plan is None:
                         why = "no deployment left in the chain can continue it"
                 if plan is None:
@@ -514,11 +520,11 @@ class Router:
         won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)
         run.finish_record(won.record, won.rt, usage)
 
-    def _cut_attempt(self, run: RequestRun, won: Won[Any], exc: E.RouterError, partial: str) -> None:
+    def _cut_attempt(self, run: RequestRun, won: Won[Any], exc: E.RouterError, chars: int) -> None:
         """Record an attempt that failed after output began, and tell its breaker and limiter.
 
         Its usage is estimated from characters (about 4 a token): a cut stream reports none, but
-        the provider bills what it generated. ``partial``: the text this attempt produced."""
+        the provider bills what it generated. ``chars``: the text this attempt produced."""
         rt = won.rt
         if exc.kind in BREAKER_COUNTS:
             rt.breaker.on_failure(exc.kind)
@@ -531,8 +537,9 @@ class Router:
             exc.message,
         )
         usage = None
-        if partial:
-            usage = Usage(estimate_tokens(run.text_chars(), 0), estimate_tokens(len(partial), 0))
+        if chars:
+            prompt = run.text_chars() + (won.record.continued_from or 0)  # a prefill is input too
+            usage = Usage(estimate_tokens(prompt, 0), estimate_tokens(chars, 0))
         run.finish_record(rec, rt, usage)
         run.errors.append(exc)
 

@@ -328,16 +328,27 @@ async def test_a_refusal_is_never_the_error_the_caller_sees() -> None:
     assert rec.continuation == "failed" and rec.error_kind == "stream_cut"
 
 
-async def test_a_stream_that_keeps_failing_is_continued_a_bounded_number_of_times() -> None:
+async def test_a_deployment_whose_continuation_breaks_too_is_not_asked_again() -> None:
     always = Rule.model_validate(
-        {"name": "cut", "fault": "cut", "params": {"after_tokens": 1}, "match": {"provider": "anthropic"}}
+        {
+            "name": "cut",
+            "fault": "cut",
+            "params": {"after_tokens": 1},
+            "match": {"provider": ["anthropic", "mistral"]},
+        }
     )
-    async with stack(["claude"], always) as (router, log):
-        with pytest.raises(E.StreamInterrupted):
+    async with stack(["claude", "mistral", "gpt"], always) as (router, log):
+        with pytest.raises(E.StreamInterrupted) as info:
             _ = [ev async for ev in router.stream(ask())]
+    assert info.value.cause_kind is E.ErrorKind.STREAM_CUT and info.value.model == "claude"
     rec = audit(log)
     assert rec.continuation == "failed"
-    assert sum(a.continued_from is not None for a in rec.attempts) == 3
+    # claude, then its own continuation, then mistral's; gpt cannot continue and is not asked.
+    assert [(a.model, a.continued_from is not None) for a in rec.attempts] == [
+        ("claude", False),
+        ("claude", True),
+        ("mistral", True),
+    ]
 
 
 async def test_a_cut_tool_call_is_not_continued() -> None:
