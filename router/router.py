@@ -31,7 +31,7 @@ from router._continuation import (
     continuation_request,
 )
 from router._engine import RequestRun, Won
-from router._runtime import BREAKER_COUNTS, DeploymentRuntime, build_runtime
+from router._runtime import DeploymentRuntime, RoutePlan, build_runtime
 from router.adapters import Adapter, AdapterEvent, CallOptions
 from router.clock import SYSTEM_CLOCK, Clock
 from router.config import RouterConfig, load_config
@@ -199,6 +199,8 @@ class Router:
                     "provider": rt.deployment.provider,
                     "model": rt.deployment.model,
                     "breaker": rt.breaker.snapshot(),
+                    # the health of its streams once output began: gates streamed requests only
+                    "stream_health": rt.stream_breaker.snapshot(),
                     "limiter": rt.limiter.snapshot(),
                 }
                 for name, rt in self._deployments.items()
@@ -388,6 +390,7 @@ class Router:
                 await _aclose(opened.rest)
                 if open_won is not None:
                     open_won.record.outcome = "cancelled"
+                    open_won.rt.stream_breaker.release_probe()
                     run.finish_record(open_won.record, open_won.rt, None)
                     open_won.rt.limiter.refund(open_won.estimate)
                 self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
@@ -398,6 +401,7 @@ class Router:
         # connection back now. Left to the garbage collector, the loop's finalizer hook would do it
         # later, at the cost of a task and a thread-safe wake-up per stream.
         await _aclose(opened.rest)
+        run.stream_done(won.rt)
         resp = end.response
         self._settle_success(run, won, resp.usage)
         resp.latency_s = won.record.latency_s
@@ -487,6 +491,7 @@ class Router:
             audit.outcome, audit.error_kind = "error", err.kind.value
             self._notify_request(audit)
             raise err
+        plan = self._capable(plan, request, audit)
         if isinstance(request, ChatRequest):
             chat = request
 
@@ -516,6 +521,35 @@ class Router:
             run.prepare, run.finish = planned.prepare, planned.finish
         return run
 
+    def _capable(
+        self, plan: RoutePlan, request: ChatRequest | EmbeddingRequest, audit: AuditRecord
+    ) -> RoutePlan:
+        """``plan`` narrowed to the deployments that can serve ``request``; a request that none
+        of them can serve is refused here, before any call, and counts against none of them."""
+        why = None
+        wants = "embeddings" if isinstance(request, EmbeddingRequest) else "chat"
+        if plan.serves != wants:
+            why = f"route {plan.name!r} serves {plan.serves}, not {wants}"
+            if wants == "embeddings":
+                why += f" (its deployments {list(plan.chain)} are chat models)"
+            else:
+                why += f" (its deployments {list(plan.chain)} are embedding models)"
+        elif plan.no_tools and isinstance(request, ChatRequest) and request.tools:
+            chain = tuple(m for m in plan.chain if m not in plan.no_tools)
+            if not chain:
+                why = f"route {plan.name!r} has no deployment that takes tools ({list(plan.chain)} do not)"
+            else:
+                audit.decisions.append(f"tools: skipping {sorted(plan.no_tools & set(plan.chain))}")
+                audit.candidates = list(chain)
+                return replace(plan, chain=chain)
+        if why is None:
+            return plan
+        err = E.Unsupported(why)
+        audit.outcome, audit.error_kind = "error", err.kind.value
+        audit.decisions.append(f"refused before any call: {why}")
+        self._notify_request(audit)
+        raise err
+
     def _settle_success(self, run: RequestRun, won: Won[Any], usage: Usage | None) -> None:
         won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)
         run.finish_record(won.record, won.rt, usage)
@@ -526,8 +560,7 @@ class Router:
         Its usage is estimated from characters (about 4 a token): a cut stream reports none, but
         the provider bills what it generated. ``chars``: the text this attempt produced."""
         rt = won.rt
-        if exc.kind in BREAKER_COUNTS:
-            rt.breaker.on_failure(exc.kind)
+        run.count_failure(rt, exc.kind, after_output=True)
         rt.limiter.refund(won.estimate)
         rec = won.record
         rec.outcome, rec.error_kind, rec.status, rec.message = (

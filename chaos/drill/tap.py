@@ -7,8 +7,9 @@ belongs to, whatever the provider.
 :meth:`Tap.outer` goes first in the mock's interceptor chain, before the chaos engine, so it sees
 every request as the client does: the fault annotations, the status, a dropped connection, a
 429's retry-after, the answer text actually sent (after any stream fault) and whether a stream's
-terminator was sent. A success the router reports must carry exactly that text, terminated
-(after the text the request asked the provider to continue, when it was a continuation).
+terminator was sent (for OpenAI-style streams: a finish reason and a clean end of the body). A
+success the router reports must carry exactly that text, terminated (after the text the request
+asked the provider to continue, when it was a continuation).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mockproviders._types import AbortConnection, Handler, MockRequest, MockResp
 TAG = "turnout-drill #{}"
 _TAG_RE = re.compile(rb"turnout-drill #(\d+)")
 _CHAT = frozenset({"chat", "messages"})
+_ENDS_ON_FINISH = frozenset({"openai", "mistral"})
 
 
 def tag_prompt(prompt: str, drill_id: int) -> str:
@@ -159,13 +161,20 @@ class Tap:
         return response
 
     async def _watch(self, events: AsyncIterator[StreamEvent], up: Upstream) -> AsyncIterator[StreamEvent]:
+        finished = False
         try:
             async for event in events:
                 if event.kind == "done":
                     up.terminated = True
                 elif event.kind == "content":
                     up.delivered = (up.delivered or "") + event_text(up.provider, event)
+                elif event.kind == "finish":
+                    finished = True
                 yield event
+            # An OpenAI-style stream is complete once its finish reason is sent and its body ends
+            # cleanly, [DONE] or not (some compatible servers omit it); Anthropic's needs message_stop.
+            if finished and up.provider in _ENDS_ON_FINISH:
+                up.terminated = True
         except AbortConnection as exc:
             up.aborted = exc.mode
             raise

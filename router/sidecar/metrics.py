@@ -96,11 +96,15 @@ def _deployments(snapshot: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str
 
 
 def breaker_states(snapshot: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
-    """(model, 0/1/2) for each deployment's breaker in a router snapshot."""
+    """(model, 0/1/2) for each deployment's breaker in a router snapshot; its stream health as
+    ``NAME#stream``."""
     for name, state in _deployments(snapshot):
         breaker = state.get("breaker")
         if isinstance(breaker, Mapping):
             yield name, BREAKER_VALUES.get(str(breaker.get("state")), 2.0)
+        streams = state.get("stream_health")
+        if isinstance(streams, Mapping):
+            yield f"{name}#stream", BREAKER_VALUES.get(str(streams.get("state")), 2.0)
 
 
 def headroom(snapshot: Mapping[str, Any]) -> Iterator[tuple[str, str, float]]:
