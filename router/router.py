@@ -366,6 +366,9 @@ class Router:
                     f"continuing on {list(plan.chain)}"
                 )
                 run.plan = plan
+                # A fresh walk: what the first one skipped is not this one's to wait for or to
+                # try in panic (a deployment that cannot continue would answer afresh).
+                run.blocked.clear()
                 continued += 1
                 try:
                     won = await run.run(

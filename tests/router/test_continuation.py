@@ -138,7 +138,7 @@ def test_each_adapter_sends_the_prefill_its_provider_s_way() -> None:
 # --- through the mock ----------------------------------------------------------------------------------
 
 
-def config(urls: dict[str, str], chain: list[str], idle: str = "2s") -> Any:
+def config(urls: dict[str, str], chain: list[str], idle: str = "2s", failures: int = 10) -> Any:
     return parse_config(
         {
             "providers": {
@@ -156,6 +156,7 @@ def config(urls: dict[str, str], chain: list[str], idle: str = "2s") -> Any:
                 "retries": 1,
                 "backoff_base": "1ms",
                 "backoff_max": "2ms",
+                "breaker": {"failures": failures},
                 "timeouts": {
                     "total": "20s",
                     "connect": "1s",
@@ -183,12 +184,12 @@ def once(fault: str, provider: str, n: int = 1, **params: Any) -> Rule:
 
 @asynccontextmanager
 async def stack(
-    chain: list[str], *rules: Rule, real_time: bool = False, idle: str = "2s"
+    chain: list[str], *rules: Rule, real_time: bool = False, idle: str = "2s", failures: int = 10
 ) -> AsyncIterator[tuple[Router, AuditLog]]:
     engine = ChaosEngine(list(rules), clock=MockSystemClock() if real_time else MockFakeClock())
     async with MockServer(app=create_mock_app(engine=engine)) as server:
         log = AuditLog()
-        router = Router(config(server.base_urls, chain, idle), clock=FakeClock(), listeners=[log])
+        router = Router(config(server.base_urls, chain, idle, failures), clock=FakeClock(), listeners=[log])
         try:
             yield router, log
         finally:
@@ -274,6 +275,25 @@ async def test_an_openai_primary_is_continued_by_a_fallback_that_can() -> None:
     assert [(a.model, a.outcome) for a in rec.attempts] == [("gpt", "error"), ("claude", "success")]
     carried = rec.attempts[1].continued_from
     assert carried is not None and text.startswith(text[:carried]) and len(text) > carried
+
+
+async def test_panic_in_a_continuation_never_tries_a_deployment_that_cannot_continue() -> None:
+    """gpt is ejected for streams before the request; claude answers, is cut, and is ejected by
+    that cut (failures: 1). The continuation's walk finds claude ejected and panics: it must try
+    claude anyway, never gpt (skipped by the first walk), which would answer afresh."""
+    expected = await whole_answer(["claude"])
+    async with stack(["gpt", "claude"], once("cut", "anthropic", after_tokens=4), failures=1) as (
+        router,
+        log,
+    ):
+        router.deployment("gpt").stream_breaker.on_failure(E.ErrorKind.SERVER)
+        events = [ev async for ev in router.stream(ask())]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == expected
+    rec = audit(log)
+    assert [(a.model, a.outcome) for a in rec.attempts if a.outcome != "skipped"] == [
+        ("claude", "error"),
+        ("claude", "success"),
+    ]
 
 
 async def test_no_deployment_that_can_continue_ends_with_the_original_error() -> None:
