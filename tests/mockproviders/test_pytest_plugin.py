@@ -217,3 +217,10 @@ def test_the_old_recipe_with_aliasing_still_works(tmp_path: Path) -> None:
     )
     done = _run_pytest(tmp_path, "-p", "no:respx")
     assert "1 passed" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_readme_shows_the_file_ci_runs_as_a_user_project() -> None:
+    root = Path(__file__).resolve().parents[2]
+    example = (root / "examples" / "inprocess" / "test_llm.py").read_text()
+    assert f"```python\n{example}```" in (root / "README.md").read_text()
+    assert "examples/inprocess/test_llm.py" in (root / ".ci" / "user-project").read_text()
