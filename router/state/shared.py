@@ -261,11 +261,24 @@ class SharedBreaker(CircuitBreaker):
 class SharedLimiter(RateLimiter):
     """The local limiter, also sending refunds and the provider's headers to the shared store."""
 
-    __slots__ = ("shared",)
+    __slots__ = ("full", "shared")
 
     def __init__(self, rpm: int | None, tpm: int | None, clock: Clock) -> None:
         super().__init__(rpm, tpm, clock)
         self.shared: SharedDeployment | None = None
+        self.full = (rpm, tpm)  # the configured limits; the local bucket may enforce a share
+
+    def share(self, replicas: int) -> None:
+        """Enforce ``1/replicas`` of the configured limits here (the store is down and that many
+        replicas were alive), or the whole again (1). Levels above the new capacity are cut."""
+        self._refill(self.clock.now())
+        rpm, tpm = self.full
+        self.rpm = None if rpm is None else max(1, rpm // replicas)
+        self.tpm = None if tpm is None else max(1, tpm // replicas)
+        self._req_rate = (self.rpm or 0) / 60.0
+        self._tok_rate = (self.tpm or 0) / 60.0
+        self._req = min(self._req, float(self.rpm or 0))
+        self._tok = min(self._tok, float(self.tpm or 0))
 
     def refund(self, tokens: int, requests: int = 0) -> None:
         super().refund(tokens, requests)
