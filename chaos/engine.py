@@ -258,8 +258,9 @@ class ChaosEngine:
                 request.annotations.update(fault=label, fault_kind="real_rate_limit")
                 return refusal
             response = await call_next(request)
-            for k, v in headers.items():
-                response.headers.setdefault(k, v)
+            # The scenario's limit governs this answer: its headers replace the upstream's own
+            # (the mock's defaults), so a client learns the limit before it hits it.
+            response.headers.update(headers)
             return response
 
         return through_limits

@@ -61,13 +61,19 @@ def estimate_tokens(request: MockRequest) -> int:
         for m in messages:
             if isinstance(m, dict):
                 prompt += MESSAGE_OVERHEAD + sum(count_tokens(t) for t in text_parts(m.get("content")))
-    elif "input" in body:
+    elif "input" in body:  # embeddings (strings), or the Responses API (strings and items)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         prompt = sum(count_tokens(t) for t in inputs if isinstance(t, str))
+        for item in inputs:
+            if isinstance(item, dict):
+                content = item.get("content", item.get("output"))
+                prompt += MESSAGE_OVERHEAD + sum(count_tokens(t) for t in text_parts(content))
+        if isinstance(body.get("instructions"), str):
+            prompt += MESSAGE_OVERHEAD + count_tokens(body["instructions"])
     system = body.get("system")
     if system is not None:
         prompt += sum(count_tokens(t) for t in text_parts(system if isinstance(system, list) else [system]))
-    out = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+    out = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens") or 0
     return prompt + (out if isinstance(out, int) and out > 0 else 0)
 
 

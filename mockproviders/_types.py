@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Provider = Literal["openai", "anthropic", "mistral"]
-Endpoint = Literal["chat", "messages", "embeddings", "models", "files", "batches", "other"]
+Endpoint = Literal[
+    "chat", "messages", "responses", "count_tokens", "embeddings", "models", "files", "batches", "other"
+]
 EventKind = Literal["start", "content", "finish", "usage", "done", "ping", "error", "raw"]
 
 

@@ -45,6 +45,7 @@ from mockproviders.journal import Journal, JournalEntry
 from mockproviders.providers import PROVIDERS
 from mockproviders.providers._base import ProviderAPI, Render, Usage
 from mockproviders.providers.openai import encode_base64
+from mockproviders.responses import ResponsesService
 from mockproviders.tokens import count_tokens, embedding_vector, stable_hash
 
 CACHE_TTL = 300.0  # Anthropic's ephemeral prompt cache lifetime, seconds
@@ -88,6 +89,7 @@ class MockCore:
         self._interceptors: tuple[Interceptor, ...] = tuple(interceptors)
         self._chain: Handler = self._build_chain()
         self.batches = BatchService(self)  # files and batches, with their life cycles on self.clock
+        self.responses = ResponsesService(self)  # OpenAI's Responses API and its stored responses
 
     # -- interceptors ---------------------------------------------------------------------------
 
@@ -129,12 +131,14 @@ class MockCore:
         self._model_order = {p: sorted(m) for p, m in self._models.items()}
 
     def reset(self) -> None:
-        """Forget the journal, arrival count, rate-limit windows, prompt cache, files and batches."""
+        """Forget the journal, arrival count, rate-limit windows, prompt cache, files, batches and
+        stored responses."""
         self.journal.clear()
         self._index = 0
         self.limiter.reset()
         self._prompt_cache.clear()
         self.batches.reset()
+        self.responses.reset()
 
     # -- entry points ---------------------------------------------------------------------------
 
@@ -241,6 +245,8 @@ class MockCore:
         try:
             if req.endpoint == "models":
                 response = self._models_response(api, req)
+            elif req.endpoint == "responses":
+                response = await self.responses.handle(req, window)
             else:
                 if req.json is None:
                     raise FieldError((), "the request body is not valid JSON", "json", None)
@@ -286,20 +292,40 @@ class MockCore:
             self._apply_cache(q.cache_key, min(q.cache_tokens, usage.prompt_tokens), usage)
         window.tokens += usage.total_tokens
         render = self._render(req, q.model)
-        latency = self.config.latency_for(req.provider, q.model) if self.config.latency else None
-        if latency is not None and not (latency.ttft or latency.tokens_per_second):
-            latency = None
         if q.stream:
-            events = api.stream_chat(render, q, choices, usage)
-            stream = _plain(events) if latency is None else self._paced(events, latency, req.index)
-            return MockResponse(200, headers=dict(_SSE), stream=stream)
+            return self.stream_response(api.stream_chat(render, q, choices, usage), req, q.model)
+        await self.answer_delay(req, q.model, usage.completion_tokens)
+        body = json.dumps(api.render_chat(render, q, choices, usage), separators=(",", ":")).encode()
+        return MockResponse(200, headers=dict(_JSON), body=body)
+
+    # -- helpers for the endpoint services (responses, batches) ----------------------------------
+
+    def knows_model(self, provider: str, model: str) -> bool:
+        return model in self._models[provider]
+
+    def unknown_model(self, provider: str, model: str, rid: str) -> MockResponse:
+        return PROVIDERS[provider].unknown_model(model, rid)
+
+    def _latency(self, provider: str, model: str) -> Latency | None:
+        latency = self.config.latency_for(provider, model) if self.config.latency else None
+        if latency is not None and not (latency.ttft or latency.tokens_per_second):
+            return None
+        return latency
+
+    def stream_response(self, events: Iterator[StreamEvent], req: MockRequest, model: str) -> MockResponse:
+        """A 200 event stream, paced by the latency model configured for ``model``."""
+        latency = self._latency(req.provider, model)
+        stream = _plain(events) if latency is None else self._paced(events, latency, req.index)
+        return MockResponse(200, headers=dict(_SSE), stream=stream)
+
+    async def answer_delay(self, req: MockRequest, model: str, completion_tokens: int) -> None:
+        """Wait as long as the latency model says a whole (not streamed) answer takes."""
+        latency = self._latency(req.provider, model)
         if latency is not None:
             rng = random.Random(stable_hash(self.seed, "latency", req.index))
             tps = latency.tokens_per_second
-            delay = latency.ttft * _jitter(rng, latency) + (usage.completion_tokens / tps if tps else 0.0)
+            delay = latency.ttft * _jitter(rng, latency) + (completion_tokens / tps if tps else 0.0)
             await self.clock.sleep(delay * _jitter(rng, latency))
-        body = json.dumps(api.render_chat(render, q, choices, usage), separators=(",", ":")).encode()
-        return MockResponse(200, headers=dict(_JSON), body=body)
 
     def answer_body(self, provider: str, body: Any, *, request_id: str, created: float) -> tuple[int, Any]:
         """Answer a chat request body as a non-streamed request would be answered, but with no

@@ -14,7 +14,7 @@ from pydantic import Field
 from chaos.faults._base import Fault, FaultContext, FaultParams, register
 from mockproviders._types import AnswerPatch, Handler, MockRequest, MockResponse
 
-_COMPLETIONS = frozenset({"chat", "messages"})
+_COMPLETIONS = frozenset({"chat", "messages", "responses"})
 
 
 class CompletionFault(Fault[FaultParams]):

@@ -108,6 +108,8 @@ class OpenAIAPI:
         found = _ENDPOINTS.get((method, path))
         if found is None and method == "GET" and path.startswith("/v1/models/"):
             return "models"
+        if found is None and (path == "/v1/responses" or path.startswith("/v1/responses/")):
+            return "responses"  # mockproviders.responses
         if found is None and path.startswith(("/v1/files", "/v1/batches")):  # mockproviders.batch
             return "files" if path.startswith("/v1/files") else "batches"
         return found or "other"
