@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("files", nargs="+", metavar="FILE", help="drill files (YAML)")
     parser.add_argument("--seed", type=int, default=None, help="replay with this seed (default: the drill's)")
     parser.add_argument(

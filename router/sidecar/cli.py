@@ -28,7 +28,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "asyncio", "uvloop"],
         help="event loop (default auto: uvloop when it is installed, else asyncio's)",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log lines of this level and above go to stderr (default: info)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
