@@ -70,6 +70,7 @@ class ChatRequest:
     user: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)  # routing hints, never sent upstream
     extra: dict[str, Any] = field(default_factory=dict)  # provider parameters passed through as they are
+    caller_key: str | None = None  # the caller's API key (sidecar: its bearer token), for budgets; not sent
 
 
 @dataclass(slots=True)
