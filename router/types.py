@@ -209,3 +209,4 @@ class AuditRecord:
     cost_usd: float | None = None
     streamed: bool = False
     decisions: list[str] = field(default_factory=list)  # human-readable: why this route, fallback, hedge
+    saved_usd: float | None = None  # a cascade: the top tier's price for the answer minus what it spent
