@@ -129,7 +129,10 @@ def join(
             sent = [u for u in r.upstream if u.status == 200 and u.model == model]
             if sent:
                 last = sent[-1]
-                r.complete = last.terminated is not False and last.delivered == r.text
+                # A continuation delivered only the rest of the answer after its prefill (the
+                # text the caller had): the caller's text must be the two together, exactly.
+                whole = (last.prefill or "") + (last.delivered or "")
+                r.complete = last.terminated is not False and last.delivered is not None and whole == r.text
     return untagged
 
 

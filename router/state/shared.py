@@ -9,8 +9,10 @@ the engine's gate awaits once per attempt:
   one probe lease, so only one replica probes), then the shared request and token buckets. The
   verdict is mirrored into the local breaker (a peer opened it: trip it here too; the peers
   closed it: reset here), so ``/admin/state`` and the ``breaker_state`` gauge show shared truth.
-- **outcomes** (queued, never awaited by the request): counted failures, provider trips
-  (retry-after), the probe's verdict, refunds and the provider's rate-limit headers.
+- **outcomes** (queued, never awaited by the request): ejections (each replica's health model
+  judges the traffic it sees, as each Envoy's outlier detection does, and an ejection it decides
+  is written to the store, so every replica skips the deployment until the shared probe says it
+  is back), the probe's verdict, refunds and the provider's rate-limit headers (holds).
 
 When the store is down, :meth:`SharedDeployment.gate` returns ``False`` without a network call
 and the engine runs its local gate on the same local objects, which kept being updated (each
@@ -21,6 +23,7 @@ state. With the memory backend none of this exists: the engine's only extra work
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Literal
 
 from router.breaker import CircuitBreaker
@@ -160,6 +163,11 @@ class SharedDeployment:
             if self.breaker.state != "closed":  # the local mirror was open (a peer opened it)
                 CircuitBreaker.reset(self.breaker)
 
+    def recovered(self) -> None:
+        """A request sent past the breaker (panic mode) succeeded: closed for every replica."""
+        self.probing = False
+        self.store.submit(self.store.primary.record_success, self.key, self.clock.wall())
+
     def release(self) -> None:
         if self.probing:
             self.probing = False
@@ -224,9 +232,20 @@ class SharedBreaker(CircuitBreaker):
             self.shared.success()
 
     def on_failure(self, kind: ErrorKind | None = None) -> None:
+        was, opened = self._state, self.opened
         super().on_failure(kind)
+        shared = self.shared
+        if shared is None:
+            return
+        if shared.probing:
+            shared.failure()  # the shared probe failed: the store re-opens it, for longer
+        elif self.opened != opened and was == "closed":
+            shared.trip(self._retry_at)  # type: ignore[arg-type]  # ejected here: for every replica
+
+    def recovered(self) -> None:
+        super().recovered()
         if self.shared is not None:
-            self.shared.failure()
+            self.shared.recovered()
 
     def release_probe(self) -> None:
         super().release_probe()
@@ -256,4 +275,12 @@ class SharedLimiter(RateLimiter):
     def observe(self, snapshot: RateLimitSnapshot) -> None:
         super().observe(snapshot)
         if self.shared is not None:
+            cap = self.max_hold  # the store holds no longer than the local limiter does
+            if (snapshot.reset_requests_s or 0.0) > cap or (snapshot.reset_tokens_s or 0.0) > cap:
+                rr, rt = snapshot.reset_requests_s, snapshot.reset_tokens_s
+                snapshot = dataclasses.replace(
+                    snapshot,
+                    reset_requests_s=None if rr is None else min(rr, cap),
+                    reset_tokens_s=None if rt is None else min(rt, cap),
+                )
             self.shared.observe(snapshot)
