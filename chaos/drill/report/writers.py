@@ -12,6 +12,7 @@ from typing import Any
 from chaos.drill.report.summary import (
     attempt_counts,
     cascade_savings,
+    continuation_line,
     fault_counts,
     fmt_pct,
     fmt_s,
@@ -173,6 +174,9 @@ def write_markdown(result: DrillResult, report: str | None = None) -> str:
         n, saved = savings
         out += [f"Cascade savings: {usd(saved)} over {n} cascaded requests, against always their top tier."]
         out += [""]
+    continued = continuation_line(obs)
+    if continued is not None:
+        out += [f"{continued}.", ""]
     faults = fault_counts(obs)
     if faults:
         out += ["## Faults injected", "", *_table(["rule", "fault", "upstream requests"], faults), ""]

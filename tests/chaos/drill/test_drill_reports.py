@@ -150,3 +150,20 @@ def test_a_timed_drill_progress_bar_shows_seconds_not_a_rate(capsys: pytest.Capt
     err = capsys.readouterr().err
     assert "8 of 10 s" in err and "failed=0" in err
     assert "s/s" not in err and "?" not in err and "<" not in err  # no rate, no extrapolated ETA
+
+
+def test_the_summary_counts_continued_streams() -> None:
+    from chaos.drill.report.summary import continuation_line
+
+    plain, continued, failed = req(1), req(2), req(3, outcome="error")
+    plain.attempts = [attempt("claude-haiku")]
+    continued.attempts = [attempt("claude-haiku", "error"), attempt("claude-haiku")]
+    continued.attempts[1].continued_from = 40
+    continued.complete = True
+    failed.attempts = [attempt("claude-haiku", "error"), attempt("claude-spare", "error")]
+    failed.attempts[1].continued_from = 12
+    assert continuation_line(obs([plain])) is None
+    line = continuation_line(obs([plain, continued, failed]))
+    assert line is not None
+    assert line.startswith("Continued streams: 2 (1 answered, 1 of them checked whole")
+    assert line.endswith("median 40, max 40")
