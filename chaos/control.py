@@ -165,10 +165,10 @@ class ControlAPI:
         return web.json_response(scenario.to_dict())
 
     async def journal(self, request: web.Request) -> web.Response:
-        try:
-            since = int(request.query.get("since", "0"))
-        except ValueError:
-            return _error(400, "since must be an integer request index")
+        raw = request.query.get("since", "0")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):  # "²".isdigit() is true
+            return _error(400, "since must be a non-negative integer request index")
+        since = int(raw)
         entries: list[dict[str, Any]] = [e for e in self.engine.journal if e["index"] >= since]
         return web.json_response(entries)
 
