@@ -477,6 +477,12 @@ class HttpPool:
                 raise
             # The request is out: what timed out is the wait for the answer, not the connect.
             raise HeadTimeout("the request was sent but no answer came within the limit") from None
+        except TransportError:
+            if conn._headers is None:
+                conn.close()
+                slots.release()
+                raise
+            # The head is in and the body already failed (cut, too large): the reader sees it.
         except BaseException:
             conn.close()
             slots.release()
