@@ -38,6 +38,7 @@ from router.errors import (
     TransportError,
     Unavailable,
     UnknownRoute,
+    Unsupported,
 )
 from router.hooks import BaseListener, RouterListener, RouterStats
 from router.router import Router
@@ -113,6 +114,7 @@ __all__ = [
     "TransportError",
     "Unavailable",
     "UnknownRoute",
+    "Unsupported",
     "Usage",
     "load_config",
     "load_yaml",

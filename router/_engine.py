@@ -12,7 +12,15 @@ request's :class:`~router.deadline.Deadline`, and on failure asks the
   refuse it too);
 - everything else falls back to the next deployment.
 
-When the chain runs out without a single attempt, every deployment having been skipped for a
+When the chain runs out (every deployment tried failed, or was skipped) and some deployment of it
+was skipped because it is ejected (its breaker open), the request does not give up: it walks the
+ejected deployments past their breakers, the one most likely back (its probe due soonest) first:
+*panic mode*, as Envoy's panic threshold (with too few healthy hosts, health is ignored). A
+success there closes the breaker. Streamed requests also pass the
+deployment's stream health (its ``stream_breaker``), which only failures of a stream's body count
+against.
+
+Otherwise, when the chain runs out without a single attempt, every deployment having been skipped for a
 wait (a limiter block or bucket, a breaker tripped by a retry-after, a breaker cooldown or the
 probe that ends it), the request waits for the one that opens soonest and tries it, as long as
 that is within ``rate_limit_wait`` (in all) and before the deadline; otherwise it fails at once
@@ -29,14 +37,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from router import errors as E
-from router._runtime import BREAKER_COUNTS, DeploymentRuntime, RoutePlan
+from router._runtime import BREAKER_COUNTS, STREAM_FAILURES, DeploymentRuntime, RoutePlan
 from router.adapters import CallOptions
+from router.breaker import CircuitBreaker
 from router.clock import Clock
 from router.cost import PriceTable
 from router.deadline import Deadline
@@ -55,6 +65,8 @@ Prepare = Callable[[str, Any, list[str]], Any]  # (deployment, request, audit de
 
 _TINY_WAIT = 0.05  # a local limit that frees up this soon is waited for, not skipped
 _MIN_CHAIN_WAIT = 0.01  # each wait for a blocked chain takes at least this, so it cannot spin
+_HOLD_WITHOUT_RETRY_AFTER = 1.0  # seconds a deployment is held after 429s in a row that gave no time
+_MAX_SPREAD = 0.5  # seconds: waiters for a closed chain are spread over at most this once it opens
 
 
 @dataclass(slots=True)
@@ -81,10 +93,12 @@ class RequestRun:
         "errors",
         "finish",
         "listeners",
+        "panic",
         "plan",
         "prepare",
         "prices",
         "rate_limit_wait",
+        "streamed",
         "text_chars",
         "tokens_hint",
     )
@@ -118,6 +132,8 @@ class RequestRun:
         # peer's half-open probe in flight). What waiting for a blocked chain chooses from.
         self.blocked: dict[str, tuple[float, WaitSource] | None] = {}
         self.chain_waited = 0.0  # seconds spent waiting for a blocked chain (<= rate_limit_wait)
+        self.streamed = audit.streamed  # gate on stream health too; stream failures count there
+        self.panic = False  # the one attempt past the breakers (panic mode) is under way or done
         # The planner hook (router.patterns.planner), None unless a pattern acts on this request:
         # ``prepare(deployment, request, decisions)`` adapts the request to each deployment (prompt
         # variant, cache markers); ``finish(audit)`` runs once the audit record is complete.
@@ -159,7 +175,7 @@ class RequestRun:
                 if hedge_after is not None and queue:
                     outcome = await self._hedged(rt, queue, tried, hedge_after, attempt, discard)
                 else:
-                    outcome = await self._deployment(rt, attempt, waited)
+                    outcome = await self._deployment(rt, attempt, waited, more=bool(queue))
                     waited = None
                 if isinstance(outcome, Won):
                     return outcome
@@ -182,6 +198,17 @@ class RequestRun:
                     raise err
                 if queue:
                     self.audit.decisions.append(f"{kind.value} on {name}: falling back to {queue[0]}")
+            if not self.panic:
+                ejected = self._panic_order()
+                if ejected:
+                    self.panic = True
+                    self.audit.decisions.append(
+                        f"panic: no deployment of {plan.name!r} left but ejected ones; "
+                        f"trying {', '.join(ejected)} anyway, the one most likely back first"
+                    )
+                    queue = deque(ejected)
+                    tried.difference_update(ejected)
+                    continue
             soonest = self._soonest()
             if soonest is None:
                 raise self._exhausted()
@@ -194,6 +221,19 @@ class RequestRun:
             waited = (wait, source)
             tried.discard(name)
             queue.append(name)
+
+    def _panic_order(self) -> list[str]:
+        """The deployments skipped because they are ejected (not held by a rate limit or a
+        provider's retry-after), the one whose probe is due soonest first."""
+        found: list[tuple[float, str]] = []
+        for name, opens in self.blocked.items():
+            if opens is not None and opens[1] != "cooldown":
+                continue
+            if self.deployments[name].limiter.blocked_for() > 0.0:
+                continue
+            found.append((opens[0] if opens is not None else float("-inf"), name))  # None: probe out
+        found.sort(key=lambda f: f[0])
+        return [name for _, name in found]
 
     def _soonest(self) -> tuple[str, float, WaitSource] | None:
         """The skipped deployment to wait for, when nothing was attempted and the soonest one
@@ -215,6 +255,14 @@ class RequestRun:
         left = self.deadline.remaining()
         if wait > budget or (left is not None and wait >= left):
             return None
+        # Requests that wait for the same door spread over a short while after it opens instead
+        # of arriving together, as a herd; within the wait budget and the deadline.
+        room = min(
+            _MAX_SPREAD, wait * 0.25, budget - wait, float("inf") if left is None else (left - wait) / 2
+        )
+        if room > 0.0:
+            rng = self.plan.policy.rng
+            wait += (rng.random() if rng is not None else random.random()) * room
         return name, wait, source
 
     async def _hedged(
@@ -227,7 +275,7 @@ class RequestRun:
         discard: Discard[T],
     ) -> Won[T] | E.RouterError | None:
         """Run ``rt``; if it has not answered after ``after`` seconds, start the next one too."""
-        first = asyncio.ensure_future(self._deployment(rt, attempt))
+        first = asyncio.ensure_future(self._deployment(rt, attempt, more=True))
         timer = asyncio.ensure_future(self.clock.sleep(after))
         try:
             await asyncio.wait((first, timer), return_when=asyncio.FIRST_COMPLETED)
@@ -243,7 +291,9 @@ class RequestRun:
         self.audit.decisions.append(
             f"hedge: no answer from {rt.name} after {after:g}s, starting {second_name}"
         )
-        second = asyncio.ensure_future(self._deployment(self.deployments[second_name], attempt))
+        second = asyncio.ensure_future(
+            self._deployment(self.deployments[second_name], attempt, more=bool(queue))
+        )
         pending = {first, second}
         last: E.RouterError | None = None
         winner: Won[T] | None = None
@@ -275,25 +325,19 @@ class RequestRun:
 
     async def _gate(self, rt: DeploymentRuntime) -> tuple[int, float] | None:
         """Breaker and limiter: ``(token estimate, seconds waited)``, or None after recording a skip."""
-        if rt.shared is not None:  # shared state (router.state); False: the store is down, go local
+        if rt.shared is not None and not self.panic:  # shared state; False: the store is down, go local
             shared = await rt.shared.gate(self, rt)
             if shared is not False:
                 return shared
         breaker = rt.breaker
-        if not breaker.allow():
-            now = self.clock.now()  # read only for a closed door: the open one needs no time
-            retry_at = breaker.retry_at
-            source: WaitSource = "retry-after" if breaker.asked else "cooldown"
-            if retry_at is None:  # half-open, another request's probe in flight: it answers soon
-                wait = _TINY_WAIT
-                msg = "circuit breaker half-open, probe in flight"
-            else:
-                wait = max(0.0, retry_at - now)
-                held = rt.limiter.blocked_for()  # when the breaker opens, the limiter may still hold
-                if held > wait:
-                    wait, source = held, "rate-limit"
-                msg = f"circuit breaker open, retry in {wait:.3g}s"
-            self._skip(rt, msg, wait, source)
+        if self.panic:
+            pass  # panic mode: past the breakers, once (see the module docstring)
+        elif not breaker.allow():
+            self._closed(rt, breaker, "circuit breaker")
+            return None
+        elif self.streamed and not rt.stream_breaker.allow():
+            breaker.release_probe()
+            self._closed(rt, rt.stream_breaker, "ejected for streams")
             return None
         limiter = rt.limiter
         estimate = 0
@@ -308,15 +352,37 @@ class RequestRun:
             # Longer waits are not taken here: another deployment may be open now; the chain
             # waits (run) only once every deployment has turned out to be closed.
             if wait > _TINY_WAIT or (left is not None and wait >= left):
-                breaker.release_probe()
+                self._release(rt)
                 self._skip(rt, f"local rate limit, retry in {wait:.3g}s", wait, "rate-limit")
                 return None
             try:
                 await self.clock.sleep(wait)
             except asyncio.CancelledError:
-                breaker.release_probe()
+                self._release(rt)
                 raise
             waited += wait
+
+    def _release(self, rt: DeploymentRuntime) -> None:
+        """The probes this request may hold on ``rt`` end without a verdict."""
+        rt.breaker.release_probe()
+        if self.streamed:
+            rt.stream_breaker.release_probe()
+
+    def _closed(self, rt: DeploymentRuntime, breaker: CircuitBreaker, what: str) -> None:
+        """Record the skip of ``rt`` whose ``breaker`` is closed to this request."""
+        now = self.clock.now()  # read only for a closed door: the open one needs no time
+        retry_at = breaker.retry_at
+        source: WaitSource = "retry-after" if breaker.asked else "cooldown"
+        if retry_at is None:  # half-open, another request's probe in flight: it answers soon
+            wait = _TINY_WAIT
+            msg = f"{what} half-open, probe in flight"
+        else:
+            wait = max(0.0, retry_at - now)
+            held = rt.limiter.blocked_for()  # when the breaker opens, the limiter may still hold
+            if held > wait:
+                wait, source = held, "rate-limit"
+            msg = f"{what} open, retry in {wait:.3g}s"
+        self._skip(rt, msg, wait, source)
 
     def _skip(self, rt: DeploymentRuntime, message: str, wait: float | None, source: WaitSource) -> None:
         """Record that ``rt`` was not tried; ``wait``: seconds until it opens, if known."""
@@ -348,10 +414,14 @@ class RequestRun:
         rt: DeploymentRuntime,
         attempt: AttemptFn[T],
         before: tuple[float, WaitSource] | None = None,
+        *,
+        more: bool = False,
     ) -> Won[T] | E.RouterError | None:
         """Try one deployment, with retries. A Won, the error that ended it, or None if skipped.
 
-        ``before``: what the request waited for this deployment first (a blocked chain)."""
+        ``before``: what the request waited for this deployment first (a blocked chain).
+        ``more``: the chain has deployments after this one; a deployment that the failure left
+        held (the provider said 0 remaining, or 429s keep coming) is then not waited for here."""
         dep = rt.deployment
         policy = self.plan.policy
         tries = 0
@@ -394,18 +464,53 @@ class RequestRun:
                 )
                 if not decision.retry:
                     return err
+                if more and rt.limiter.blocked_for() > 0.0:
+                    self.audit.decisions.append(f"{dep.name}: held by the provider; not waiting for it")
+                    return err
                 self.audit.decisions.append(f"{dep.name}: {decision.reason}")
                 await self.clock.sleep(decision.wait)
                 wait, source = decision.wait, decision.source
                 continue
             except asyncio.CancelledError:
-                rt.breaker.release_probe()
+                self._release(rt)
                 rt.limiter.refund(estimate)
                 record.outcome = "cancelled"
                 self.finish_record(record, rt, None)
                 raise
-            rt.breaker.on_success()
+            self._answered(rt)
+            rt.rate_limited = 0
             return Won(result, rt, record, estimate)
+
+    def count_failure(self, rt: DeploymentRuntime, kind: E.ErrorKind, *, after_output: bool = False) -> None:
+        """Tell ``rt``'s health what a failed attempt says about it: a provider failure counts (a
+        stream's body failing, against its stream health only); anything else means it answered."""
+        if self.streamed and (after_output or kind in STREAM_FAILURES):
+            if not after_output:  # the call went through, its body failed: the deployment is up
+                self._answered(rt)
+            if kind in BREAKER_COUNTS:
+                rt.stream_breaker.on_failure(kind)
+            else:
+                rt.stream_breaker.release_probe()
+            return
+        if self.streamed:
+            rt.stream_breaker.release_probe()
+        if kind in BREAKER_COUNTS:
+            rt.breaker.on_failure(kind)
+        else:
+            self._answered(rt)  # a caller's mistake, a 429...: the deployment is up
+
+    def stream_done(self, rt: DeploymentRuntime) -> None:
+        """A stream from ``rt`` ended complete: a success for its stream health."""
+        if self.panic:
+            rt.stream_breaker.recovered()
+        else:
+            rt.stream_breaker.on_success()
+
+    def _answered(self, rt: DeploymentRuntime) -> None:
+        if self.panic:
+            rt.breaker.recovered()
+        else:
+            rt.breaker.on_success()
 
     def _deadline_error(self, cause: E.RouterError | None) -> E.DeadlineExceeded:
         total = self.plan.total
@@ -419,24 +524,26 @@ class RequestRun:
     ) -> E.RouterError:
         """Record a failed attempt and tell the breaker and limiter; the error to act on."""
         kind = exc.kind
-        now = self.clock.now()
         if isinstance(exc, E.TransportError) and self.deadline.expired():
-            rt.breaker.release_probe()  # the request's budget, not the provider, ended it
+            self._release(rt)  # the request's budget, not the provider, ended it
             err: E.RouterError = self._deadline_error(exc)
             kind = err.kind
         else:
             err = exc
             self.errors.append(err)
-            if kind in BREAKER_COUNTS:
-                rt.breaker.on_failure(kind)
-            else:
-                rt.breaker.on_success()  # it answered: the deployment is up
-            ra = exc.retry_after
-            if ra is not None and ra > 0:
-                if kind is E.ErrorKind.RATE_LIMIT:
-                    rt.limiter.observe(RateLimitSnapshot(remaining_requests=0, reset_requests_s=ra))
-                else:
-                    rt.breaker.trip(now + ra)
+            self.count_failure(rt, kind)
+            if kind is E.ErrorKind.RATE_LIMIT:
+                # A 429 delays this request's retry (the retry policy reads its retry-after). The
+                # whole deployment is held only when 429s keep coming (or, through the headers
+                # hook, when the provider says 0 remaining), for the retry-after, capped.
+                rt.rate_limited += 1
+                if rt.rate_limited >= rt.hold_after_429s:
+                    ra = exc.retry_after
+                    hold = ra if ra is not None and ra > 0 else _HOLD_WITHOUT_RETRY_AFTER
+                    rt.limiter.observe(RateLimitSnapshot(remaining_requests=0, reset_requests_s=hold))
+            elif kind is E.ErrorKind.QUOTA:  # the key is spent: held for as long as a hold lasts
+                hold = rt.limiter.max_hold
+                rt.limiter.observe(RateLimitSnapshot(remaining_requests=0, reset_requests_s=hold))
         rt.limiter.refund(estimate)
         record.outcome = "error"
         record.error_kind = kind.value

@@ -12,7 +12,7 @@ import functools
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from router.adapters import Adapter, CallOptions, Deployment, make_adapter, make_deployment
 from router.breaker import CircuitBreaker
@@ -29,13 +29,14 @@ if TYPE_CHECKING:
     from router.state.resilient import ResilientStore
     from router.state.shared import SharedDeployment
 
-__all__ = ["BREAKER_COUNTS", "DeploymentRuntime", "RoutePlan", "build_runtime"]
+__all__ = ["BREAKER_COUNTS", "STREAM_FAILURES", "DeploymentRuntime", "RoutePlan", "build_runtime"]
 
-# Errors that say something about the deployment's health, and so count toward its breaker.
-# Not counted: the request's own faults (bad request, context length, content policy), rate
-# limits (the limiter handles them), and timeouts cut short by the request's own deadline.
-# Auth, not-found and quota count: they fail every request the deployment gets, so skipping it
-# saves a round trip each, and the half-open probe notices when the key or model is fixed.
+# Errors that say something about the deployment's health, and so count toward its breaker:
+# the provider's own failures. Never counted: the caller's mistakes (bad request, context length,
+# content policy, and capabilities the deployment lacks, refused before any call), auth and
+# not-found (a configuration error: the request falls back, and the deployment is not ejected for
+# traffic it can serve), rate limits and quota (holds, see the engine), and timeouts cut short by
+# the request's own deadline.
 BREAKER_COUNTS: frozenset[ErrorKind] = frozenset(
     {
         ErrorKind.SERVER,
@@ -46,10 +47,13 @@ BREAKER_COUNTS: frozenset[ErrorKind] = frozenset(
         ErrorKind.STALL,
         ErrorKind.STREAM_CUT,
         ErrorKind.MALFORMED,
-        ErrorKind.AUTH,
-        ErrorKind.NOT_FOUND,
-        ErrorKind.QUOTA,
     }
+)
+
+# Failures of a stream's body: they count against the deployment's *stream* health only, so cut
+# streams do not take its non-streamed traffic out.
+STREAM_FAILURES: frozenset[ErrorKind] = frozenset(
+    {ErrorKind.STALL, ErrorKind.STREAM_CUT, ErrorKind.MALFORMED}
 )
 
 SILENCE: frozenset[ErrorKind] = frozenset({ErrorKind.TIMEOUT, ErrorKind.FIRST_TOKEN_TIMEOUT, ErrorKind.STALL})
@@ -75,7 +79,12 @@ class DeploymentRuntime:
     limiter: RateLimiter
     timeouts: TimeoutsConfig  # the defaults with the provider's on top
     on_headers: Callable[[Mapping[str, str]], None]
+    # The health of its streams once output began (cuts, stalls, malformed events): gates streamed
+    # requests only. Local to this replica.
+    stream_breaker: CircuitBreaker
+    hold_after_429s: int = 3  # 429s in a row (across requests) that hold the whole deployment
     shared: SharedDeployment | None = None  # the link to the shared state store; None: local only
+    rate_limited: int = 0  # 429s in a row, no success between them
 
     @property
     def name(self) -> str:
@@ -92,6 +101,8 @@ class RoutePlan:
     on_error: dict[ErrorKind, tuple[str, ...]] = field(default_factory=dict)
     hedge_after: float | None = None
     buffer_stream: bool = False
+    serves: str = "chat"  # "chat" or "embeddings": what its deployments serve (one task per route)
+    no_tools: frozenset[str] = frozenset()  # its deployments that take no tool definitions
     final_on_policy: bool = True  # a content-policy refusal ends the request unless a chain is given
     _limits: dict[str, tuple[float | None, float | None, float | None, float | None]] = field(
         default_factory=dict
@@ -179,17 +190,27 @@ def build_runtime(
             headers=pcfg.headers,
             max_tokens=dcfg.max_tokens,
             context_window=dcfg.context_window,
+            continuation=dcfg.continuation,
         )
         b = d.breaker
-        breaker = breaker_cls(
-            failures=b.failures,
-            window=b.window,
-            cooldown=b.cooldown,
-            max_cooldown=max(b.max_cooldown, b.cooldown),
-            clock=clock,
-            on_change=functools.partial(on_breaker_change, dname),
+        health: dict[str, Any] = {
+            "failures": b.failures,
+            "window": b.window,
+            "cooldown": b.cooldown,
+            "max_cooldown": max(b.max_cooldown, b.cooldown),
+            "backoff": b.backoff,
+            "failure_rate": b.failure_rate,
+            "min_calls": b.min_calls,
+            "failing_for": b.failing_for,
+            "clock": clock,
+        }
+        breaker = breaker_cls(on_change=functools.partial(on_breaker_change, dname), **health)
+        stream_breaker = CircuitBreaker(
+            on_change=functools.partial(on_breaker_change, f"{dname}#stream"),
+            **(health | {"failure_rate": b.stream_failure_rate}),
         )
         limiter = limiter_cls(dcfg.rpm, dcfg.tpm, clock)
+        limiter.max_hold = d.retry_after_cap  # no provider hold (a reset, a retry-after) lasts longer
         override = None
         if dcfg.prices is not None:
             p = dcfg.prices
@@ -202,6 +223,8 @@ def build_runtime(
             limiter=limiter,
             timeouts=pcfg.timeouts.over(base_timeouts),
             on_headers=_limiter_hook(pcfg.kind, limiter, clock),
+            stream_breaker=stream_breaker,
+            hold_after_429s=b.hold_after_429s,
         )
         if state is not None:
             t = rt.timeouts  # the probe lease outlives one attempt; it is released on its verdict
@@ -228,6 +251,7 @@ def build_runtime(
                 on_error[ErrorKind.CONTENT_POLICY] = tuple(route.on_error.content_policy)
                 final_on_policy = False
         explicit = route.timeouts if route is not None else TimeoutsConfig()
+        tasks = {cfg.models[m].serves for m in chain if m in cfg.models}
         return RoutePlan(
             name=name,
             chain=chain,
@@ -238,6 +262,8 @@ def build_runtime(
             hedge_after=route.hedge.after if route is not None and route.hedge is not None else None,
             buffer_stream=route.buffer_stream if route is not None else False,
             final_on_policy=final_on_policy,
+            serves="embeddings" if tasks == {"embeddings"} else "chat",
+            no_tools=frozenset(m for m in chain if m in cfg.models and not cfg.models[m].tools),
         )
 
     plans: dict[str, RoutePlan] = {name: plan(name, None, (name,)) for name in cfg.models}

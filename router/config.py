@@ -14,7 +14,7 @@
     defaults:
       retries: 2
       timeouts: {total: 60s, connect: 3s, read: 30s, first_token: 10s, idle: 15s}
-      breaker: {failures: 5, window: 30s, cooldown: 15s}
+      breaker: {failures: 10, failure_rate: 0.5, min_calls: 20, window: 10s, cooldown: 2s, max_cooldown: 4s}
     state: {backend: redis, url: redis://127.0.0.1:6379/0, prefix: turnout, timeout: 50ms}
 
 Validation is strict (``extra="forbid"``), and every error names the file, the dotted path of the
@@ -88,10 +88,34 @@ class TimeoutsConfig(_Model):
 
 
 class BreakerConfig(_Model):
-    failures: int = Field(default=5, ge=1)  # failures within `window` that open the breaker
-    window: Duration = 30.0
-    cooldown: Duration = 15.0  # first open period; doubles after each failed probe
-    max_cooldown: Duration = 300.0
+    """A deployment's health model (router.breaker): when it is ejected, and for how long.
+
+    Only the provider's failures count (5xx, 529, timeouts, connection failures, malformed
+    replies), never a caller's mistake. Ejected on a run of ``failures`` consecutive failures, on
+    a run of 4 or more that lasted ``failing_for`` with no success, or on a failure rate of at
+    least ``failure_rate`` over ``window`` once it holds ``min_calls`` calls. Out for
+    ``cooldown``, then one probe; a failed probe multiplies the time by ``backoff`` up to
+    ``max_cooldown``, so recovery takes at most ``max_cooldown`` plus a probe.
+    """
+
+    failures: int = Field(default=10, ge=1)  # consecutive failures that eject at once
+    failing_for: Duration = 0.5  # a run of >= 4 failures with no success for this long ejects
+    failure_rate: float = Field(default=0.5, gt=0, le=1)  # share of calls failed in `window`...
+    # ...and of streams cut, stalled or corrupted after output began, for the stream health
+    # (lower: a caller cannot be given a cut stream's rest, so streams move away sooner)
+    stream_failure_rate: float = Field(default=0.1, gt=0, le=1)
+    min_calls: int = Field(default=20, ge=1)  # ...once the window holds this many calls
+    window: Duration = 10.0
+    cooldown: Duration = 2.0  # first ejection; grows after each failed probe...
+    max_cooldown: Duration = 4.0  # ...up to this (or `cooldown`, if longer): the bound on recovery
+    backoff: float = Field(default=2.0, ge=1)
+    hold_after_429s: int = Field(default=3, ge=1)  # 429s in a row that hold the whole deployment
+
+    @model_validator(mode="after")
+    def _cooldowns(self) -> BreakerConfig:
+        if self.window <= 0:
+            raise ValueError("window must be more than 0 s")
+        return self
 
 
 class HedgeConfig(_Model):
@@ -134,6 +158,21 @@ class DeploymentConfig(_Model):
     max_tokens: int | None = Field(default=None, gt=0)
     context_window: int | None = Field(default=None, gt=0)
     prices: PricesConfig | None = None
+    # What it serves: "embeddings" for an embedding model, "chat" otherwise; unset, it is read
+    # from the model id ("embed" in it: embeddings). A request it cannot serve never reaches it.
+    task: Literal["chat", "embeddings"] | None = None
+    dimensions: int | None = Field(default=None, gt=0)  # an embedding model's vector size
+    tools: bool = True  # takes tool definitions (function calling)
+    # Can it continue a cut stream from an assistant prefill (router/_continuation.py)? Unset:
+    # by the provider's kind (anthropic, mistral: yes; openai, openai_compatible: no). True on an
+    # openai_compatible server that accepts vLLM's `continue_final_message`; never on openai.
+    continuation: bool | None = None
+
+    @property
+    def serves(self) -> Literal["chat", "embeddings"]:
+        if self.task is not None:
+            return self.task
+        return "embeddings" if "embed" in self.model.lower() else "chat"
 
 
 class RouteConfig(_Model):
@@ -229,6 +268,14 @@ def _cross_check(cfg: RouterConfig) -> list[tuple[str, str]]:
             problems.append(
                 (f"models.{name}.provider", f"unknown provider {dep.provider!r} (defined: {known})")
             )
+        elif dep.continuation and cfg.providers[dep.provider].kind == "openai":
+            problems.append(
+                (
+                    f"models.{name}.continuation",
+                    "OpenAI's API does not continue a trailing assistant message (it answers afresh); "
+                    "continuation: true is for openai_compatible servers that accept continue_final_message",
+                )
+            )
     known_models = ", ".join(sorted(cfg.models)) or "none"
     for rname, route in cfg.routes.items():
         lists = [("chain", route.chain)]
@@ -245,7 +292,45 @@ def _cross_check(cfg: RouterConfig) -> list[tuple[str, str]]:
                             f"route {rname!r} names unknown model {member!r} (defined: {known_models})",
                         )
                     )
+    problems += _capability_check(cfg)
     problems += _patterns_cross_check(cfg)
+    return problems
+
+
+def _capability_check(cfg: RouterConfig) -> list[tuple[str, str]]:
+    """Embedding deployments on a provider that has them; routes that serve one task, and
+    embeddings from one model and dimension (vectors of two models never mix in one route)."""
+    problems: list[tuple[str, str]] = []
+    for name, dep in cfg.models.items():
+        provider = cfg.providers.get(dep.provider)
+        if dep.serves == "embeddings" and provider is not None and provider.kind == "anthropic":
+            problems.append((f"models.{name}.task", "anthropic has no embeddings API"))
+    for rname, route in cfg.routes.items():
+        deps = [(m, cfg.models[m]) for m in route.chain if m in cfg.models]
+        tasks = {d.serves for _, d in deps}
+        if len(tasks) > 1:
+            chat = [m for m, d in deps if d.serves == "chat"]
+            emb = [m for m, d in deps if d.serves == "embeddings"]
+            problems.append(
+                (
+                    f"routes.{rname}.chain",
+                    f"mixes chat deployments {chat} and embedding deployments {emb}; "
+                    "a route serves one task (set `task:` on a deployment whose model id misleads)",
+                )
+            )
+        elif tasks == {"embeddings"}:
+            kinds = {(d.model, d.dimensions) for _, d in deps}
+            if len(kinds) > 1:
+                shown = ", ".join(
+                    f"{m}: {d.model}" + (f" ({d.dimensions} dims)" if d.dimensions else "") for m, d in deps
+                )
+                problems.append(
+                    (
+                        f"routes.{rname}.chain",
+                        "an embeddings route falls back only between deployments of one embedding "
+                        f"model and dimension, so vectors never mix; this one has {shown}",
+                    )
+                )
     return problems
 
 

@@ -30,7 +30,9 @@ headers, and from a stream's in-band error type) and chained with ``raise ... fr
     ├── BudgetExceeded             a route's or task's spending limit is reached    (402, not retryable)
     ├── DeadlineExceeded           the request's total budget ran out
     ├── AllAttemptsFailed          every candidate failed; carries each attempt's error
-    └── UnknownRoute               the request named no configured route or model
+    ├── UnknownRoute               the request named no configured route or model
+    └── Unsupported                the route's deployments cannot serve it (embeddings of a chat
+                                   route, tools where none takes them): 400 before any call
 
 The batch subpackage keeps its own errors beside it, in ``router/batch/types.py`` (exported by
 :mod:`router.batch`, not from here): ``BatchError(RouterError)`` (submit, poll or read failed),
@@ -238,6 +240,13 @@ class UnknownRoute(RouterError):
     """The request named no configured route or deployment."""
 
     kind, retryable, http_status = ErrorKind.UNKNOWN_ROUTE, False, 404
+
+
+class Unsupported(RouterError):
+    """No deployment of the route can serve this kind of request: refused before any call, and
+    never counted against a deployment (the caller's mistake, not the provider's)."""
+
+    kind, retryable, http_status = ErrorKind.BAD_REQUEST, False, 400
 
 
 class BudgetExceeded(RouterError):

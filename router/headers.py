@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 __all__ = [
+    "MAX_RETRY_AFTER",
     "RateLimitSnapshot",
     "parse_duration",
     "parse_ratelimit_headers",
@@ -59,18 +60,19 @@ def parse_retry_after(headers: Mapping[str, str], now_epoch: float | None = None
     """Seconds the provider asks to wait: ``retry-after-ms``, else ``retry-after`` (seconds or an
     HTTP date, measured from ``now_epoch``); ``None`` when absent, negative or malformed.
 
-    A date in the past reads as ``0.0`` (retry now).
+    A date in the past reads as ``0.0`` (retry now); an absurd ask (``1e308``, a date in year
+    9999) reads as :data:`MAX_RETRY_AFTER`, so nothing downstream computes with it.
     """
     h = _ci(headers)
     ms = _float(h.get("retry-after-ms"))
     if ms is not None:
-        return ms / 1000.0
+        return min(ms / 1000.0, MAX_RETRY_AFTER)
     value = h.get("retry-after")
     if value is None:
         return None
     seconds = _float(value)
     if seconds is not None:
-        return seconds
+        return min(seconds, MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -81,7 +83,7 @@ def parse_retry_after(headers: Mapping[str, str], now_epoch: float | None = None
         when = when.replace(tzinfo=UTC)
     now = time.time() if now_epoch is None else now_epoch
     try:
-        return max(0.0, when.timestamp() - now)
+        return min(max(0.0, when.timestamp() - now), MAX_RETRY_AFTER)
     except (OverflowError, ValueError, OSError):  # pragma: no cover - dates beyond the platform's range
         return None
 
@@ -161,6 +163,10 @@ class RateLimitSnapshot:
     reset_tokens_s: float | None = None
 
 
+# The longest wait any provider header is taken to ask for (a day); longer asks are clamped.
+MAX_RETRY_AFTER = 86400.0
+
+
 def _rfc3339_in(value: str | None, now_epoch: float) -> float | None:
     if value is None:
         return None
@@ -171,7 +177,7 @@ def _rfc3339_in(value: str | None, now_epoch: float) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     try:
-        return max(0.0, when.timestamp() - now_epoch)
+        return min(max(0.0, when.timestamp() - now_epoch), MAX_RETRY_AFTER)
     except (OverflowError, ValueError, OSError):  # pragma: no cover
         return None
 

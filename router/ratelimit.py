@@ -52,6 +52,7 @@ class RateLimiter:
         "_tok_rate",
         "_unlimited",
         "clock",
+        "max_hold",
         "rpm",
         "tpm",
     )
@@ -70,6 +71,7 @@ class RateLimiter:
         self._tok_rate = (tpm or 0) / 60.0
         self._last = clock.now()
         self._blocked_until = 0.0  # 0.0: not blocked by the provider (keeps the fast path to one test)
+        self.max_hold = 60.0  # seconds: no hold the provider asks for lasts longer (retry_after_cap)
 
     def _refill(self, now: float) -> None:
         dt = now - self._last
@@ -158,6 +160,7 @@ class RateLimiter:
                 self._block(now + snapshot.reset_tokens_s)
 
     def _block(self, until: float) -> None:
+        until = min(until, self.clock.now() + self.max_hold)
         if until > self._blocked_until:
             self._blocked_until = until
 

@@ -61,14 +61,16 @@ def _secs(x: float) -> str:
 
 class Check(BaseModel):
     """Common fields: an optional display ``name``, the ``phases`` it applies to (``all`` is the
-    whole drill), the ``routes`` whose requests it reads (default: all) and the fewest requests
-    a phase must hold for the check to mean anything."""
+    whole drill), the ``routes`` whose requests it reads (default: all), whether it reads only
+    ``streamed`` requests or only non-streamed ones (default: both) and the fewest requests a
+    phase must hold for the check to mean anything."""
 
     model_config = ConfigDict(extra="forbid")
     check: str
     name: str | None = None
     phases: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
     routes: list[str] | None = Field(default=None, min_length=1)
+    streamed: bool | None = None
     min_requests: int = Field(default=1, ge=0)
 
     def label(self) -> str:
@@ -77,7 +79,11 @@ class Check(BaseModel):
     def select(self, obs: Observations, phase: str) -> list[RequestRecord]:
         """The requests this check reads in ``phase``."""
         reqs = obs.in_phase(phase)
-        return reqs if self.routes is None else [r for r in reqs if r.route in self.routes]
+        if self.routes is not None:
+            reqs = [r for r in reqs if r.route in self.routes]
+        if self.streamed is not None:
+            reqs = [r for r in reqs if r.stream is self.streamed]
+        return reqs
 
     def evaluate(self, obs: Observations) -> list[CheckResult]:
         out = []
@@ -106,6 +112,8 @@ class Check(BaseModel):
         self, phase: str, passed: bool, observed: str, expected: str, message: str = "", n: int = 0
     ) -> CheckResult:
         name = self.label() + (f" ({', '.join(self.routes)})" if self.routes and not self.name else "")
+        if self.streamed is not None and not self.name:
+            name += " (streams)" if self.streamed else " (non-streamed)"
         return CheckResult(name, self.check, phase, passed, observed, expected, message, n)
 
 
@@ -259,6 +267,24 @@ class TrafficReturned(_Timed):
         return f"no attempt on {self.model} succeeded after {ref:.2f} s"
 
 
+class NoEjection(Check):
+    """``model``'s health never ejected it during the drill (its breaker never opened): partial
+    faults and caller errors stay partial. ``model`` may name a deployment's stream health as
+    ``NAME#stream``."""
+
+    check: Literal["no_ejection"]
+    model: str
+    min_requests: int = Field(default=0, ge=0)
+
+    def label(self) -> str:
+        return self.name or f"never ejected ({self.model})"
+
+    def evaluate(self, obs: Observations) -> list[CheckResult]:
+        opened = [e.t for e in obs.breaker_events if e.model == self.model and e.new == "open"]
+        why = f"ejected {len(opened)} time(s), first at {min(opened):.2f} s" if opened else ""
+        return [self.result("all", not opened, f"{len(opened)} ejections", "0 ejections", why)]
+
+
 class Cost(Check):
     """What the requests cost in total (``max_usd``) and per successful request
     (``max_usd_per_request``), from the router's own cost accounting."""
@@ -392,6 +418,7 @@ AnyCheck = Annotated[
     | NoTruncatedSuccess
     | BreakerOpened
     | TrafficReturned
+    | NoEjection
     | Cost
     | NothingLost
     | RetryAfterHonoured
@@ -408,6 +435,7 @@ CHECK_KINDS: tuple[str, ...] = (
     "no_truncated_success",
     "breaker_opened",
     "traffic_returned",
+    "no_ejection",
     "cost",
     "nothing_lost",
     "retry_after_honoured",

@@ -13,6 +13,7 @@ from router.transport import MAX_BODY
 
 __all__ = [
     "CODECS",
+    "CONTINUES",
     "Adapter",
     "AdapterEvent",
     "CallOptions",
@@ -34,6 +35,7 @@ def _openai_like(kind: str) -> Codec:
         from_wire=openai.from_wire,
         parse_event=openai.parse_event,
         terminator="[DONE]",
+        complete_on_finish=True,
         embeddings_path=openai.embeddings_path,
         embed_to_wire=openai.embed_to_wire,
         embed_from_wire=openai.embed_from_wire,
@@ -60,11 +62,18 @@ CODECS: dict[str, Codec] = {
         from_wire=mistral.from_wire,
         parse_event=mistral.parse_event,
         terminator="[DONE]",
+        complete_on_finish=True,
         embeddings_path=mistral.embeddings_path,
         embed_to_wire=mistral.embed_to_wire,
         embed_from_wire=mistral.embed_from_wire,
     ),
 }
+
+
+# Kinds that continue a trailing assistant message by default (WIRE.md "Continuing a cut
+# answer"). OpenAI's own API answers afresh, so it never continues; an openai_compatible server
+# does only when its deployment says so (vLLM's continue_final_message).
+CONTINUES: dict[str, bool] = {"anthropic": True, "mistral": True, "openai": False, "openai_compatible": False}
 
 
 def make_adapter(kind: str, *, connections: int = 256, max_reply_bytes: int = MAX_BODY) -> HttpAdapter:
@@ -83,8 +92,10 @@ def make_deployment(
     headers: dict[str, str] | None = None,
     max_tokens: int | None = None,
     context_window: int | None = None,
+    continuation: bool | None = None,
 ) -> Deployment:
-    """A :class:`Deployment` with its URLs and headers computed once."""
+    """A :class:`Deployment` with its URLs and headers computed once; ``continuation`` unset:
+    the kind's own capability (:data:`CONTINUES`)."""
     codec = CODECS[kind]
     base = base_url.rstrip("/")
     probe = Deployment(name=name, provider=provider, kind=kind, model=model, base_url=base)
@@ -101,4 +112,5 @@ def make_deployment(
         headers=all_headers,
         max_tokens=max_tokens,
         context_window=context_window,
+        continuation=CONTINUES[kind] if continuation is None else continuation and kind != "openai",
     )

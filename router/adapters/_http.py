@@ -63,6 +63,9 @@ class Codec:
     from_wire: Callable[[Any, Deployment], ChatResponse]
     parse_event: Callable[[SSEEvent, StreamAccumulator], list[TextDelta | ToolCallDelta]]
     terminator: str  # named in the error when a stream ends without it
+    # A stream whose body ended cleanly after a chunk with a finish reason is complete without
+    # its terminator: OpenAI-style servers that omit `data: [DONE]` (some do) are not cut.
+    complete_on_finish: bool = False
     embeddings_path: Callable[[Deployment], str] | None = None
     embed_to_wire: Callable[[EmbeddingRequest, Deployment], dict[str, Any]] | None = None
     embed_from_wire: Callable[[Any, Deployment], EmbeddingResponse] | None = None
@@ -214,7 +217,7 @@ class HttpAdapter:
                         break
                 if not chunk:
                     break
-            if not acc.done:
+            if not acc.done and not (codec.complete_on_finish and acc.finish_reason is not None):
                 raise E.StreamCut(f"the stream ended without {codec.terminator}", **where)
             done = True
             yield StreamEnd(acc.response())

@@ -9,8 +9,10 @@ the engine's gate awaits once per attempt:
   one probe lease, so only one replica probes), then the shared request and token buckets. The
   verdict is mirrored into the local breaker (a peer opened it: trip it here too; the peers
   closed it: reset here), so ``/admin/state`` and the ``breaker_state`` gauge show shared truth.
-- **outcomes** (queued, never awaited by the request): counted failures, provider trips
-  (retry-after), the probe's verdict, refunds and the provider's rate-limit headers.
+- **outcomes** (queued, never awaited by the request): ejections (each replica's health model
+  judges the traffic it sees, as each Envoy's outlier detection does, and an ejection it decides
+  is written to the store, so every replica skips the deployment until the shared probe says it
+  is back), the probe's verdict, refunds and the provider's rate-limit headers (holds).
 
 When the store is down, :meth:`SharedDeployment.gate` returns ``False`` without a network call
 and the engine runs its local gate on the same local objects, which kept being updated (each
@@ -21,6 +23,8 @@ state. With the memory backend none of this exists: the engine's only extra work
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import TYPE_CHECKING, Any, Literal
 
 from router.breaker import CircuitBreaker
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["SharedBreaker", "SharedDeployment", "SharedLimiter"]
 
 TINY_WAIT = 0.05  # as the engine's: a limit that frees up this soon is waited for, not skipped
+REFUND_EVERY = 0.05  # seconds: refunds of one deployment are summed this long, then sent as one
 OBSERVE_EVERY = 0.25  # seconds: headers that only lower a level are sent at most this often
 
 
@@ -160,6 +165,11 @@ class SharedDeployment:
             if self.breaker.state != "closed":  # the local mirror was open (a peer opened it)
                 CircuitBreaker.reset(self.breaker)
 
+    def recovered(self) -> None:
+        """A request sent past the breaker (panic mode) succeeded: closed for every replica."""
+        self.probing = False
+        self.store.submit(self.store.primary.record_success, self.key, self.clock.wall())
+
     def release(self) -> None:
         if self.probing:
             self.probing = False
@@ -170,14 +180,15 @@ class SharedDeployment:
         self.store.submit(self.store.primary.trip, self.key, self._wall(until), self.spec, now)
 
     def refund(self, tokens: int, requests: int) -> None:
-        # Refunds add up: they are summed here and sent as one write when the queue reaches
-        # them, so a token estimate corrected on every response does not mean a write each.
+        # Refunds add up: they are summed here for REFUND_EVERY, then sent as one write, so a
+        # token estimate corrected on every response does not mean a write (about 100 us of
+        # redis-py CPU) each: at thousands of requests a second that cost as much as admissions.
         if (tokens and self.limits.tpm is not None) or (requests and self.limits.rpm is not None):
             self._refund_tokens += tokens
             self._refund_requests += requests
             if not self._refund_queued:
                 self._refund_queued = True
-                self.store.submit(self._send_refund)
+                asyncio.get_running_loop().call_later(REFUND_EVERY, self.store.submit, self._send_refund)
 
     async def _send_refund(self) -> None:
         tokens, requests = self._refund_tokens, self._refund_requests
@@ -224,9 +235,20 @@ class SharedBreaker(CircuitBreaker):
             self.shared.success()
 
     def on_failure(self, kind: ErrorKind | None = None) -> None:
+        was, opened = self._state, self.opened
         super().on_failure(kind)
+        shared = self.shared
+        if shared is None:
+            return
+        if shared.probing:
+            shared.failure()  # the shared probe failed: the store re-opens it, for longer
+        elif self.opened != opened and was == "closed":
+            shared.trip(self._retry_at)  # type: ignore[arg-type]  # ejected here: for every replica
+
+    def recovered(self) -> None:
+        super().recovered()
         if self.shared is not None:
-            self.shared.failure()
+            self.shared.recovered()
 
     def release_probe(self) -> None:
         super().release_probe()
@@ -242,11 +264,24 @@ class SharedBreaker(CircuitBreaker):
 class SharedLimiter(RateLimiter):
     """The local limiter, also sending refunds and the provider's headers to the shared store."""
 
-    __slots__ = ("shared",)
+    __slots__ = ("full", "shared")
 
     def __init__(self, rpm: int | None, tpm: int | None, clock: Clock) -> None:
         super().__init__(rpm, tpm, clock)
         self.shared: SharedDeployment | None = None
+        self.full = (rpm, tpm)  # the configured limits; the local bucket may enforce a share
+
+    def share(self, replicas: int) -> None:
+        """Enforce ``1/replicas`` of the configured limits here (the store is down and that many
+        replicas were alive), or the whole again (1). Levels above the new capacity are cut."""
+        self._refill(self.clock.now())
+        rpm, tpm = self.full
+        self.rpm = None if rpm is None else max(1, rpm // replicas)
+        self.tpm = None if tpm is None else max(1, tpm // replicas)
+        self._req_rate = (self.rpm or 0) / 60.0
+        self._tok_rate = (self.tpm or 0) / 60.0
+        self._req = min(self._req, float(self.rpm or 0))
+        self._tok = min(self._tok, float(self.tpm or 0))
 
     def refund(self, tokens: int, requests: int = 0) -> None:
         super().refund(tokens, requests)
@@ -256,4 +291,12 @@ class SharedLimiter(RateLimiter):
     def observe(self, snapshot: RateLimitSnapshot) -> None:
         super().observe(snapshot)
         if self.shared is not None:
+            cap = self.max_hold  # the store holds no longer than the local limiter does
+            if (snapshot.reset_requests_s or 0.0) > cap or (snapshot.reset_tokens_s or 0.0) > cap:
+                rr, rt = snapshot.reset_requests_s, snapshot.reset_tokens_s
+                snapshot = dataclasses.replace(
+                    snapshot,
+                    reset_requests_s=None if rr is None else min(rr, cap),
+                    reset_tokens_s=None if rt is None else min(rt, cap),
+                )
             self.shared.observe(snapshot)

@@ -26,9 +26,15 @@ def fail(breaker: CircuitBreaker, n: int) -> None:
         breaker.on_failure(ErrorKind.SERVER)
 
 
-def test_opens_after_threshold_failures_within_the_window() -> None:
+def succeed(breaker: CircuitBreaker, n: int) -> None:
+    for _ in range(n):
+        assert breaker.allow()
+        breaker.on_success()
+
+
+def test_a_run_of_consecutive_failures_ejects() -> None:
     clock = FakeClock()
-    b, changes = make(clock, failures=3, window=10.0, cooldown=5.0)
+    b, changes = make(clock, failures=3, window=10.0, cooldown=5.0, max_cooldown=5.0)
     fail(b, 2)
     assert b.state == "closed" and b.allow()
     fail(b, 1)
@@ -36,24 +42,83 @@ def test_opens_after_threshold_failures_within_the_window() -> None:
     assert b.retry_at == 5.0
     assert not b.allow()
     assert changes == [("closed", "open")]
+    assert b.snapshot()["opened_because"] == "3 consecutive failures"
 
 
-def test_failures_outside_the_window_do_not_count() -> None:
+def test_a_success_breaks_the_run() -> None:
     clock = FakeClock()
-    b, _ = make(clock, failures=3, window=10.0)
-    fail(b, 2)
-    clock.advance(10.0)
-    fail(b, 2)
+    b, _ = make(clock, failures=3, min_calls=1000)
+    for _ in range(50):  # failures and successes alternating in pairs: never three in a row
+        fail(b, 2)
+        succeed(b, 1)
     assert b.state == "closed"
-    assert b.recent_failures() == 2
-    clock.advance(5.0)
-    fail(b, 1)
+
+
+def test_random_failures_at_ten_percent_never_eject_at_high_or_low_traffic() -> None:
+    import random
+
+    for rate in (5_000.0, 5.0):  # attempts per second
+        clock = FakeClock()
+        b, changes = make(clock)  # the defaults
+        rng = random.Random(7)
+        for _ in range(100_000 if rate > 100 else 2_000):
+            clock.advance(1.0 / rate)
+            assert b.allow()
+            if rng.random() < 0.1:
+                b.on_failure(ErrorKind.SERVER)
+            else:
+                b.on_success()
+        assert changes == [], rate
+
+
+def test_a_dead_provider_is_ejected_within_about_a_second_at_low_traffic() -> None:
+    clock = FakeClock()
+    b, _ = make(clock)  # the defaults: 10 in a row, or 3+ in a row lasting 1 s
+    succeed(b, 100)
+    for _ in range(9):  # 5 failing calls a second, starting at 0.2 s
+        clock.advance(0.2)
+        assert b.allow()
+        b.on_failure(ErrorKind.CONNECT)
+        if b.state == "open":
+            break
+    assert b.state == "open" and clock.now() - 0.2 <= 1.0 + 1e-9
+    assert "in a row for" in b.snapshot()["opened_because"]
+
+
+def test_a_failure_rate_over_the_window_ejects_a_brownout() -> None:
+    clock = FakeClock()
+    b, _ = make(clock, failures=100, failure_rate=0.5, min_calls=20, window=10.0)
+    for i in range(40):  # 60 % of calls fail, never more than 2 in a row
+        clock.advance(0.1)
+        assert b.allow()
+        if i % 5 in (0, 1, 3):
+            b.on_failure(ErrorKind.SERVER)
+        else:
+            b.on_success()
+        if b.state == "open":
+            break
     assert b.state == "open"
+    calls_at_ejection = i + 1
+    assert calls_at_ejection >= 20  # not before the window holds min_calls
+    assert "calls failed in 10s" in b.snapshot()["opened_because"]
+
+
+def test_the_rate_window_forgets_old_calls() -> None:
+    clock = FakeClock()
+    b, _ = make(clock, failures=100, min_calls=10, window=10.0, failure_rate=0.9)
+    for _ in range(9):
+        fail(b, 1)
+        succeed(b, 1)
+    assert b.window_counts() == (18, 9)
+    clock.advance(11.0)
+    assert b.window_counts() == (0, 0)
+    fail(b, 1)  # 1 of 1: under min_calls
+    assert b.state == "closed"
 
 
 def test_recovery_after_cooldown_with_one_probe() -> None:
     clock = FakeClock()
-    b, changes = make(clock, failures=1, cooldown=5.0)
+    b, changes = make(clock, failures=1, cooldown=5.0, max_cooldown=5.0)
     fail(b, 1)
     clock.advance(4.999)
     assert not b.allow()
@@ -65,6 +130,21 @@ def test_recovery_after_cooldown_with_one_probe() -> None:
     assert b.state == "closed" and b.allow()
     assert b.retry_at is None
     assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+
+
+def test_recovery_is_bounded_however_long_the_outage() -> None:
+    clock = FakeClock()
+    b, _ = make(clock)  # the defaults: 2 s, doubling, at most 4 s
+    fail(b, 10)
+    recovered_at = 600.0  # a ten-minute outage: every probe until then fails
+    while True:
+        clock.advance(b.retry_at - clock.now())  # type: ignore[operator]
+        assert b.allow()
+        if clock.now() >= recovered_at:
+            b.on_success()
+            break
+        b.on_failure(ErrorKind.SERVER)
+    assert b.state == "closed" and clock.now() - recovered_at <= 4.0
 
 
 def test_failed_probe_reopens_with_a_longer_cooldown_up_to_the_max() -> None:
@@ -108,7 +188,7 @@ def test_release_probe_outside_half_open_is_a_no_op() -> None:
 
 def test_trip_opens_until_the_given_time_and_never_shortens() -> None:
     clock = FakeClock()
-    b, _ = make(clock, cooldown=5.0)
+    b, _ = make(clock, cooldown=5.0, max_cooldown=5.0)
     b.trip(30.0)
     assert b.state == "open" and b.retry_at == 30.0
     b.trip(10.0)  # earlier: ignored
@@ -123,7 +203,7 @@ def test_trip_opens_until_the_given_time_and_never_shortens() -> None:
 
 def test_failure_opening_never_ends_before_a_trip() -> None:
     clock = FakeClock()
-    b, _ = make(clock, failures=1, cooldown=5.0)
+    b, _ = make(clock, failures=1, cooldown=5.0, max_cooldown=5.0)
     b.trip(100.0)
     b.on_failure()  # a straggler while open: nothing changes
     assert b.retry_at == 100.0
@@ -138,7 +218,7 @@ def test_trip_in_the_past_changes_nothing() -> None:
 
 def test_trip_during_the_probe_holds_even_if_the_probe_then_succeeds() -> None:
     clock = FakeClock()
-    b, _ = make(clock, failures=1, cooldown=5.0)
+    b, _ = make(clock, failures=1, cooldown=5.0, max_cooldown=5.0)
     fail(b, 1)
     clock.advance(5.0)
     assert b.allow()
@@ -157,13 +237,15 @@ def test_late_success_while_open_does_not_close() -> None:
 
 def test_snapshot_is_json() -> None:
     clock = FakeClock()
-    b, _ = make(clock, failures=2, cooldown=5.0)
+    b, _ = make(clock, failures=2, cooldown=5.0, max_cooldown=5.0)
     fail(b, 2)
     clock.advance(1.0)
     snap = b.snapshot()
     json.dumps(snap)
     assert snap["state"] == "open"
-    assert snap["retry_in_s"] == 4.0
+    assert snap["retry_in_s"] == 4.0 and snap["next_probe_in_s"] == 4.0
+    clock.advance(10.0)  # past due: still "open" until the next request, which is the probe
+    assert b.snapshot()["next_probe_in_s"] == 0.0
     assert snap["last_failure_kind"] == "server"
     assert snap["opened"] == 1
     b.reset()
@@ -172,7 +254,17 @@ def test_snapshot_is_json() -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [{"failures": 0}, {"window": 0.0}, {"cooldown": -1.0}, {"cooldown": 500.0}, {"backoff": 0.5}],
+    [
+        {"failures": 0},
+        {"window": 0.0},
+        {"cooldown": -1.0},
+        {"cooldown": 500.0},
+        {"backoff": 0.5},
+        {"failure_rate": 0.0},
+        {"failure_rate": 1.5},
+        {"min_calls": 0},
+        {"failing_for": -1.0},
+    ],
 )
 def test_bad_settings_are_refused(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="breaker"):
@@ -288,7 +380,7 @@ class BreakerMachine(RuleBasedStateMachine):
         assert (self.breaker.state == "open") == (self.breaker.retry_at is not None)
         assert 5.0 <= self.breaker.cooldown <= 40.0
         if self.breaker.state == "closed":
-            assert self.breaker.recent_failures() < 3
+            assert self.breaker.snapshot()["consecutive_failures"] < 3
 
 
 BreakerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from router.headers import (
+    MAX_RETRY_AFTER,
     RateLimitSnapshot,
     parse_duration,
     parse_ratelimit_headers,
@@ -63,9 +65,21 @@ def test_retry_after_as_http_date() -> None:
 
 
 def test_retry_after_date_without_now_uses_the_wall_clock() -> None:
-    far = format_datetime(datetime(2999, 1, 1, tzinfo=UTC), usegmt=True)
-    seconds = parse_retry_after({"retry-after": far})
-    assert seconds is not None and seconds > 1e9
+    soon = format_datetime(datetime.fromtimestamp(time.time() + 3600, UTC), usegmt=True)
+    seconds = parse_retry_after({"retry-after": soon})
+    assert seconds is not None and 3590 < seconds <= 3600
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "1e308"},
+        {"retry-after-ms": "1e308"},
+        {"retry-after": format_datetime(datetime(9999, 12, 31, tzinfo=UTC), usegmt=True)},
+    ],
+)
+def test_an_absurd_retry_after_is_clamped(headers: dict[str, str]) -> None:
+    assert parse_retry_after(headers, NOW) == MAX_RETRY_AFTER == 86400.0
 
 
 def test_case_insensitive_mappings_are_used_as_they_are() -> None:

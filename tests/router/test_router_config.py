@@ -114,3 +114,36 @@ def test_the_library_reads_a_sidecar_file_but_not_a_misspelt_section(tmp_path: P
     # ...and any other unknown section is still named as an error.
     with pytest.raises(ConfigError, match="sever: unknown field"):
         load_config(write(tmp_path, GOOD + "sever: {port: 8200}\n"))
+
+
+def _caps(models: dict[str, dict[str, object]], chain: list[str]) -> dict[str, object]:
+    return {
+        "providers": {
+            "o": {"kind": "openai", "base_url": "http://o.invalid/v1"},
+            "a": {"kind": "anthropic", "base_url": "http://a.invalid"},
+            "m": {"kind": "mistral", "base_url": "http://m.invalid/v1"},
+        },
+        "models": models,
+        "routes": {"r": {"chain": chain}},
+    }
+
+
+def test_a_route_serves_one_task_and_embeddings_never_mix_models() -> None:
+    chat = {"provider": "o", "model": "gpt-4o-mini"}
+    small = {"provider": "o", "model": "text-embedding-3-small"}
+    with pytest.raises(ConfigError, match=r"routes\.r\.chain: mixes chat deployments \['c'\]"):
+        parse_config(_caps({"c": chat, "e": small}, ["c", "e"]))
+    mistral = {"provider": "m", "model": "mistral-embed"}
+    with pytest.raises(ConfigError, match=r"one embedding model and dimension.*mistral-embed"):
+        parse_config(_caps({"e": small, "f": mistral}, ["e", "f"]))
+    sized = {"provider": "o", "model": "text-embedding-3-small", "dimensions": 512}
+    with pytest.raises(ConfigError, match=r"512 dims"):
+        parse_config(_caps({"e": small, "f": sized}, ["e", "f"]))
+    with pytest.raises(ConfigError, match=r"models\.e\.task: anthropic has no embeddings API"):
+        parse_config(_caps({"e": {"provider": "a", "model": "voyage-embed", "task": "embeddings"}}, ["e"]))
+    # the same embedding model on two providers is a fine fallback; `task` overrides the id
+    twin = {"provider": "o", "model": "text-embedding-3-small"}
+    cfg = parse_config(_caps({"e": small, "f": twin}, ["e", "f"]))
+    assert cfg.models["e"].serves == "embeddings"
+    cfg = parse_config(_caps({"c": {"provider": "o", "model": "embedder-chat", "task": "chat"}}, ["c"]))
+    assert cfg.models["c"].serves == "chat"

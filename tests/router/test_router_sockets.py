@@ -143,8 +143,19 @@ async def test_embeddings(rig: RigFactory) -> None:
         for model in ("embed", "membed"):
             resp = await r.router.embed(EmbeddingRequest(model=model, input=["a", "b"]))
             assert len(resp.vectors) == 2 and resp.vectors[0] and resp.usage.input_tokens > 0
-        with pytest.raises(E.AllAttemptsFailed, match="no embeddings API"):
-            await r.router.embed(EmbeddingRequest(model="claude", input=["a"]))
+        # a caller's mistake: refused before any call, and it never counts against the deployment
+        for _ in range(20):
+            with pytest.raises(E.Unsupported, match="'claude' serves chat, not embeddings") as info:
+                await r.router.embed(EmbeddingRequest(model="claude", input=["a"]))
+            assert info.value.http_status == 400
+            assert r.attempts() == []  # no call made
+        assert r.router.deployment("claude").breaker.snapshot()["calls"] == 0
+        for route in ("main", "embed"):  # and the other way round: chat of an embedding model
+            if route == "embed":
+                with pytest.raises(E.Unsupported, match="serves embeddings, not chat"):
+                    await r.router.complete(ask(route))
+            else:
+                assert (await r.router.complete(ask(route))).model == "gpt"
 
 
 # --- status errors -----------------------------------------------------------------------------------
@@ -175,6 +186,10 @@ async def test_retry_after_above_the_cap_falls_back_at_once(rig: RigFactory) -> 
     async with rig(rule("rl", "rate_limit", params={"retry_after": 120}, match={"provider": "openai"})) as r:
         assert (await r.router.complete(ask())).model == "claude"
         assert r.clock.sleeps == []
+        assert r.attempts()[0] == ("gpt", "error", "rate_limit")
+        for _ in range(2):  # 429s that keep coming (3 in a row) hold the deployment
+            assert (await r.router.complete(ask())).model == "claude"
+            assert r.attempts()[0] == ("gpt", "error", "rate_limit")
         assert (await r.router.complete(ask())).model == "claude"
         assert r.attempts()[0] == ("gpt", "skipped", "unavailable")  # held back until then
 
@@ -266,7 +281,6 @@ async def test_slow_first_token_fails_over_invisibly(rig: RigFactory) -> None:
     ("fault", "params", "cause"),
     [
         ("cut", {"after_tokens": 3}, E.ErrorKind.STREAM_CUT),
-        ("drop_terminator", {}, E.ErrorKind.STREAM_CUT),
         ("error_event", {"after_tokens": 3, "type": "overloaded_error"}, E.ErrorKind.OVERLOADED),
     ],
 )
@@ -287,6 +301,26 @@ async def test_a_failure_after_output_is_never_a_success(
         assert rec is not None and rec.outcome == "error"
 
 
+async def test_anthropic_without_message_stop_is_cut(rig: RigFactory) -> None:
+    async with rig(rule("f", "drop_terminator", match={"provider": "anthropic"})) as r:
+        with pytest.raises(E.StreamInterrupted) as info:
+            await collect(r.router, ask("claude"))
+        assert info.value.cause_kind is E.ErrorKind.STREAM_CUT
+
+
+@pytest.mark.parametrize("model", ["gpt", "mistral"])
+async def test_an_openai_style_stream_complete_but_for_done_is_a_success(rig: RigFactory, model: str) -> None:
+    """Finish reason sent, body ended cleanly, no `data: [DONE]` (some compatible servers omit it)."""
+    provider = {"gpt": "openai", "mistral": "mistral"}[model]
+    async with rig(rule("f", "drop_terminator", match={"provider": provider})) as r:
+        events = await collect(r.router, ask(model))
+        assert isinstance(events[-1], StreamEnd)
+        text = "".join(e.text for e in events if isinstance(e, TextDelta))
+        assert text and events[-1].response.content == text
+        assert r.attempts() == [(model, "success", None)]
+        assert r.router.deployment(model).stream_breaker.snapshot()["failures"] == 0
+
+
 async def test_stall_after_output_is_interrupted(rig: RigFactory) -> None:
     async with rig(
         rule("stall", "stall", params={"after_tokens": 2, "duration": "600ms"}, match={"provider": "openai"}),
@@ -294,7 +328,7 @@ async def test_stall_after_output_is_interrupted(rig: RigFactory) -> None:
         timeouts={"total": "20s", "connect": "1s", "read": "2s", "first_token": "2s", "idle": "100ms"},
     ) as r:
         with pytest.raises(E.StreamInterrupted) as info:
-            await collect(r.router, ask())
+            await collect(r.router, ask("gpt"))  # OpenAI's API cannot continue it
         assert info.value.cause_kind is E.ErrorKind.STALL
 
 

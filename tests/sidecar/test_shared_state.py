@@ -41,9 +41,14 @@ def config(mock_url: str, redis_url: str, **gpt: Any) -> Any:
     return parse_config(
         {
             "providers": {
-                "openai": {"kind": "openai", "base_url": f"{mock_url}/openai/v1", "api_key": "sk-x"}
+                "openai": {"kind": "openai", "base_url": f"{mock_url}/openai/v1", "api_key": "sk-x"},
+                "mistral": {"kind": "mistral", "base_url": f"{mock_url}/mistral", "api_key": "m-x"},
             },
-            "models": {"gpt": {"provider": "openai", "model": "gpt-4o-mini", **gpt}},
+            "models": {
+                "gpt": {"provider": "openai", "model": "gpt-4o-mini", **gpt},
+                "mis": {"provider": "mistral", "model": "mistral-small-latest"},
+            },
+            "routes": {"chat": {"chain": ["gpt", "mis"]}},
             "defaults": {"retries": 0, "breaker": {"failures": 3, "window": "60s", "cooldown": "30s"}},
             "state": {"backend": "redis", "url": redis_url, "timeout": "2s"},
         }
@@ -74,16 +79,16 @@ async def replicas(
                 await server.close()
 
 
-async def post(session: aiohttp.ClientSession, server: SidecarServer) -> int:
-    async with session.post(server.make_url("/v1/chat/completions"), json=BODY) as r:
+async def post(session: aiohttp.ClientSession, server: SidecarServer, model: str = "gpt") -> int:
+    async with session.post(server.make_url("/v1/chat/completions"), json={**BODY, "model": model}) as r:
         await r.read()
         return r.status
 
 
-async def metric(session: aiohttp.ClientSession, server: SidecarServer, name: str) -> float:
+async def metric(session: aiohttp.ClientSession, server: SidecarServer, name: str, label: str = "") -> float:
     async with session.get(server.make_url("/metrics")) as r:
         for line in (await r.text()).splitlines():
-            if line.startswith(name + "{"):
+            if line.startswith(name + "{") and label in line:
                 return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} not exported")
 
@@ -96,16 +101,19 @@ async def test_two_sidecars_never_exceed_a_shared_rpm_together(redis_server: Red
 
 
 async def test_a_breaker_opened_through_one_sidecar_is_open_on_the_other(redis_server: RedisServer) -> None:
-    down = Rule.model_validate({"name": "down", "fault": "server_error", "params": {"status": 503}})
+    down = Rule.model_validate(
+        {"name": "down", "fault": "server_error", "params": {"status": 503}, "match": {"provider": "openai"}}
+    )
     async with replicas(redis_server.url, down) as (mock, (a, b)), aiohttp.ClientSession() as s:
         for _ in range(3):
-            assert await post(s, a) == 502  # the upstream's failure
+            assert await post(s, a, "chat") == 200  # the upstream's failure, then the fallback
         holder = a.app[STATE].holder
         assert holder is not None
         await holder.current.router.state_store.flush()  # type: ignore[attr-defined]
-        assert await post(s, b) == 503  # unavailable: no model to try
-        assert len(mock.core.journal) == 3  # b answered from the shared breaker
-        assert await metric(s, b, "turnout_breaker_state") == 2.0
+        assert await post(s, b, "chat") == 200  # b skipped gpt, ejected by a, and fell back
+        openai = [e for e in mock.core.journal if e.provider == "openai"]
+        assert len(openai) == 3  # b answered from the shared ejection
+        assert await metric(s, b, "turnout_breaker_state", 'model="gpt"') == 2.0
 
 
 async def traffic_until_shared(

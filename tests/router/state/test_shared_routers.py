@@ -24,8 +24,15 @@ from router.types import ChatRequest, Message
 
 def config(urls: dict[str, str], redis_url: str | None, **gpt: Any) -> Any:
     data: dict[str, Any] = {
-        "providers": {"openai": {"kind": "openai", "base_url": urls["openai"], "api_key": "sk-test"}},
-        "models": {"gpt": {"provider": "openai", "model": "gpt-4o-mini", **gpt}},
+        "providers": {
+            "openai": {"kind": "openai", "base_url": urls["openai"], "api_key": "sk-test"},
+            "mistral": {"kind": "mistral", "base_url": urls["mistral"], "api_key": "m-test"},
+        },
+        "models": {
+            "gpt": {"provider": "openai", "model": "gpt-4o-mini", **gpt},
+            "mis": {"provider": "mistral", "model": "mistral-small-latest"},
+        },
+        "routes": {"chat": {"chain": ["gpt", "mis"]}},
         "defaults": {
             "retries": 0,
             "rate_limit_wait": 0,  # what the shared state admits, not how long a request waits for it
@@ -38,16 +45,16 @@ def config(urls: dict[str, str], redis_url: str | None, **gpt: Any) -> Any:
     return parse_config(data)
 
 
-def ask() -> ChatRequest:
-    return ChatRequest(model="gpt", messages=[Message("user", "Say something about trains.")])
+def ask(model: str = "gpt") -> ChatRequest:
+    return ChatRequest(model=model, messages=[Message("user", "Say something about trains.")])
 
 
 class Pair:
     def __init__(self, server: MockServer, a: Router, b: Router, clock: FakeClock) -> None:
         self.server, self.a, self.b, self.clock = server, a, b, clock
 
-    def seen(self) -> int:
-        return len(self.server.core.journal)
+    def seen(self, provider: str | None = None) -> int:
+        return sum(1 for e in self.server.core.journal if provider is None or e.provider == provider)
 
     @staticmethod
     def store(router: Router) -> ResilientStore:
@@ -76,10 +83,10 @@ def pair() -> PairFactory:
     return factory
 
 
-async def outcomes(routers: list[Router]) -> list[str]:
+async def outcomes(routers: list[Router], model: str = "gpt") -> list[str]:
     async def one(r: Router) -> str:
         try:
-            await r.complete(ask())
+            await r.complete(ask(model))
             return "ok"
         except E.RouterError as exc:
             return exc.kind.value
@@ -105,31 +112,31 @@ async def test_without_shared_state_each_replica_spends_the_whole_limit(pair: Pa
 async def test_a_breaker_opened_by_one_replica_is_open_on_the_other(
     redis_url: str, pair: PairFactory
 ) -> None:
-    down = Rule.model_validate({"name": "down", "fault": "server_error", "params": {"status": 503}})
+    down = Rule.model_validate(
+        {"name": "down", "fault": "server_error", "params": {"status": 503}, "match": {"provider": "openai"}}
+    )
     async with pair(redis_url, down) as p:
-        for _ in range(3):
-            with pytest.raises(E.RouterError):
-                await p.a.complete(ask())
+        for _ in range(3):  # 3 in a row: A ejects gpt, and says so in the store
+            assert (await p.a.complete(ask("chat"))).model == "mis"
         await p.store(p.a).flush()
-        assert p.seen() == 3
-        with pytest.raises(E.Unavailable, match="circuit breaker open"):
-            await p.b.complete(ask())
-        assert p.seen() == 3  # B never called the provider
+        assert p.seen("openai") == 3
+        assert (await p.b.complete(ask("chat"))).model == "mis"
+        assert p.seen("openai") == 3  # B skipped gpt: it never called the provider
         assert p.b.snapshot()["deployments"]["gpt"]["breaker"]["state"] == "open"
 
-        # Cooldown over: both replicas ask at once, and exactly one of them probes.
+        # Ejection over: both replicas ask at once, and exactly one of them probes.
         p.clock.advance(31)
-        got = await outcomes([p.a, p.b])
-        assert p.seen() == 4
-        assert sorted(got) == ["exhausted", "unavailable"]  # one probed and failed, one skipped
+        got = await outcomes([p.a, p.b], "chat")
+        assert got == ["ok", "ok"]  # the probe failed over, the other skipped gpt
+        assert p.seen("openai") == 4
 
 
 async def test_a_probe_success_closes_the_breaker_for_both(redis_url: str, pair: PairFactory) -> None:
     async with pair(redis_url) as p:
-        p.b.deployment("gpt").breaker.trip(p.clock.now() + 5)  # a provider's retry-after, on B
+        p.b.deployment("gpt").breaker.trip(p.clock.now() + 5)  # ejected, on B
         await p.store(p.b).flush()
-        with pytest.raises(E.Unavailable):
-            await p.a.complete(ask())
+        assert (await p.a.complete(ask("chat"))).model == "mis"  # A skips it too
+        assert p.seen("openai") == 0
         p.clock.advance(6)
         await p.a.complete(ask())  # A's probe succeeds
         await p.store(p.a).flush()
@@ -178,3 +185,38 @@ async def test_redis_killed_and_restarted_mid_traffic_loses_no_request(
         assert len(warnings) == 2  # one per replica per outage, not one per request
         assert "local state" in warnings[0]["event"]
         assert any("resumed" in e["event"] for e in logs)
+
+
+async def test_while_redis_is_down_replicas_split_the_limit_by_those_alive(
+    own_redis: RedisServer, pair: PairFactory
+) -> None:
+    async with pair(own_redis.url, rpm=10) as p:
+        sa, sb = p.store(p.a), p.store(p.b)
+        await sa.beat()
+        await sb.beat()
+        await sa.beat()
+        assert (sa.live_replicas, sb.live_replicas) == (2, 2)
+        assert sa.snapshot()["live_replicas"] == 2
+        own_redis.kill()
+        got = await outcomes([p.a] * 10 + [p.b] * 10)  # the first calls find Redis gone: local state
+        assert not sa.up and not sb.up
+        assert got.count("ok") == 10  # 5 each (the other 5 wait for their share), not 10 each
+        assert p.seen() == 10
+        assert p.a.snapshot()["deployments"]["gpt"]["limiter"]["rpm"] == 5
+
+        own_redis.start()
+        await wait_for(lambda: sa.up and sb.up)
+        assert p.a.snapshot()["deployments"]["gpt"]["limiter"]["rpm"] == 10  # shared truth again
+        # Redis came back empty: its bucket is full, so the shared limit admits 10 more in all
+        got = await outcomes([p.a, p.b] * 10)
+        assert got.count("ok") == 10
+
+
+async def test_a_replica_that_stops_is_counted_out(own_redis: RedisServer, pair: PairFactory) -> None:
+    async with pair(own_redis.url) as p:
+        sa, sb = p.store(p.a), p.store(p.b)
+        await sa.beat()
+        await sb.beat()
+        await p.b.aclose()
+        await sa.beat()
+        assert sa.live_replicas == 1
