@@ -154,10 +154,17 @@ def mock_transport(mock_core: MockCore) -> Iterator[MockTransport]:
     transport.close()
 
 
+# Base-URL overrides the SDKs read from the environment when a client is made: unset for the test,
+# so a developer's shell pointing at a real gateway cannot send a test's traffic there.
+SDK_BASE_URL_VARIABLES = ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
+
+
 @pytest.fixture
-def mock_providers(mock_core: MockCore) -> Iterator[InProcessMock]:
+def mock_providers(mock_core: MockCore, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessMock]:
     from mockproviders.inprocess import mock_providers as intercept
 
+    for name in SDK_BASE_URL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     with intercept(mock_core) as mock:
         yield mock
 

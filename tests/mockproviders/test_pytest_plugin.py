@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import aiohttp
 import anthropic
 import httpx
 import httpx2
@@ -18,9 +19,12 @@ import respx
 from mistralai.client import Mistral
 
 from chaos.engine import ChaosEngine
+from mockproviders import inprocess
 from mockproviders.clock import FakeClock
+from mockproviders.core import MockCore
 from mockproviders.inprocess import InProcessMock
 from mockproviders.journal import Journal
+from mockproviders.server import MockServer
 
 HI = [{"role": "user", "content": "Hello there"}]
 _ORIGINALS = (httpx2.HTTPTransport.handle_request, httpx2.AsyncHTTPTransport.handle_async_request)
@@ -121,6 +125,46 @@ async def test_plain_async_httpx_and_httpx2_clients_to_the_real_hosts_are_answer
     assert bad.status_code == 400
     assert bad.json()["type"] == "error"
     assert [(e.provider, e.status) for e in mock_journal] == [("openai", 200), ("anthropic", 400)]
+
+
+def test_an_sdk_base_url_from_the_environment_cannot_take_a_test_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://gateway.example.test/v1")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://gateway.example.test/anthropic")
+    journal: Journal = request.getfixturevalue("mock_journal")
+    request.getfixturevalue("mock_providers")
+    openai.OpenAI(api_key="k", max_retries=0).models.list()
+    anthropic.Anthropic(api_key="k", max_retries=0).models.list()
+    assert [(e.provider, e.endpoint) for e in journal] == [("openai", "models"), ("anthropic", "models")]
+
+
+def test_clients_behind_a_proxy_from_the_environment_are_answered_too(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    # The SDK mounts an HTTPTransport(proxy=...) for the proxy: the same class, so the same answer.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    journal: Journal = request.getfixturevalue("mock_journal")
+    request.getfixturevalue("mock_providers")
+    with Mistral(api_key="m") as mistral:
+        mistral.models.list()
+    assert [(e.provider, e.endpoint) for e in journal] == [("mistral", "models")]
+
+
+async def test_aiohttp_code_is_pointed_at_mock_server(mock_server: MockServer, mock_journal: Journal) -> None:
+    url = mock_server.base_urls["openai"] + "/chat/completions"
+    async with aiohttp.ClientSession() as session, session.post(url, json=BODY, headers=AUTH) as answer:
+        assert answer.status == 200
+        assert (await answer.json())["object"] == "chat.completion"
+    assert [e.provider for e in mock_journal] == ["openai"]
+
+
+def test_nested_interceptions_the_innermost_answers(mock_providers: InProcessMock) -> None:
+    inner_core = MockCore(seed=1)
+    with inprocess.mock_providers(inner_core) as inner:
+        openai.OpenAI(api_key="k", max_retries=0).models.list()
+    openai.OpenAI(api_key="k", max_retries=0).models.list()
+    assert (len(inner.journal), len(mock_providers.journal)) == (1, 1)
 
 
 def test_the_transports_are_restored_after_the_test() -> None:
