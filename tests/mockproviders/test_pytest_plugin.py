@@ -3,6 +3,7 @@ respx's own plugin and a test's own respx mocks of other hosts, with chaos per t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -268,3 +269,30 @@ def test_the_readme_shows_the_file_ci_runs_as_a_user_project() -> None:
     example = (root / "examples" / "inprocess" / "test_llm.py").read_text()
     assert f"```python\n{example}```" in (root / "README.md").read_text()
     assert "examples/inprocess/test_llm.py" in (root / ".ci" / "user-project").read_text()
+
+
+def test_a_sync_test_gets_a_server_that_answers_while_it_blocks(mock_server: MockServer) -> None:
+    client = openai.OpenAI(api_key="k", base_url=mock_server.base_urls["openai"], max_retries=0)
+    with client, httpx2.Client() as http:
+        client.chat.completions.create(model="gpt-4o", messages=HI)  # type: ignore[arg-type]
+        assert http.get(mock_server.url + "/_mock/health").json()["requests"] == 1
+
+
+async def test_an_asyncio_test_gets_the_server_on_its_own_loop(mock_server: MockServer) -> None:
+    assert mock_server._runner is not None
+    site_loop = next(iter(mock_server._runner.sites))._server._loop  # type: ignore[union-attr]
+    assert site_loop is asyncio.get_running_loop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_anyio_test_gets_a_server_on_a_thread(mock_server: MockServer, anyio_backend: str) -> None:
+    url = mock_server.base_urls["anthropic"] + "/v1/messages"
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": HI}
+    headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+    session = aiohttp.ClientSession()
+    async with session, session.post(url, json=body, headers=headers) as answer:
+        assert answer.status == 200, await answer.text()
+    assert mock_server._runner is not None
+    site_loop = next(iter(mock_server._runner.sites))._server._loop  # type: ignore[union-attr]
+    assert site_loop is not asyncio.get_running_loop()
