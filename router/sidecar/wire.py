@@ -483,6 +483,9 @@ class ChunkWriter:
             out += envelope + b', "choices": [], "usage": ' + usage + b"}\n\n"
         return out + b"data: [DONE]\n\n"
 
+    def error(self, frame: bytes) -> bytes:
+        return frame
+
 
 def error_frame(body: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
