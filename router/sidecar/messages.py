@@ -5,7 +5,9 @@ OpenAI or Mistral), and answers, streams and errors go back in Anthropic's shape
 
 - ``system`` as a string or text blocks, ``cache_control`` on text blocks (kept as cache marks),
   ``tool_use`` / ``tool_result`` blocks (tool results become tool messages), ``tool_choice``,
-  ``stop_sequences``, ``metadata.user_id``, ``output_format`` (structured outputs);
+  ``stop_sequences``, ``metadata.user_id``, ``output_config.format`` / ``output_format``
+  (structured outputs: any deployment answers schema-valid JSON text; ``effort`` is a hint
+  the router does not carry);
 - a stream is Anthropic's event sequence (``message_start``, ``ping``, per block
   ``content_block_start`` / ``content_block_delta`` (``text_delta``, ``input_json_delta``) /
   ``content_block_stop``, ``message_delta``, ``message_stop``); a failure after output began
@@ -55,11 +57,14 @@ _KEYS = frozenset(
         "tool_choice",
         "metadata",
         "output_format",
+        "output_config",
         "thinking",
         "service_tier",
     }
 )
-_COUNT_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "output_format", "thinking"})
+_COUNT_KEYS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "output_format", "output_config", "thinking"}
+)
 
 STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
@@ -276,10 +281,22 @@ def _common(body: dict[str, Any], keys: frozenset[str]) -> ChatRequest:
         _want(thinking, dict, "thinking", "an object")
         if thinking.get("type") != "disabled":
             raise WireError("thinking: extended thinking is not supported through the router.", "thinking")
-    fmt = body.get("output_format")
+    # Structured outputs: ``output_config.format`` as the installed SDK sends it (``messages.parse``),
+    # or the older ``output_format``; both ``{type: json_schema, schema}``.
+    fmt, path = body.get("output_format"), "output_format"
+    config = body.get("output_config")
+    if config is not None:
+        _want(config, dict, "output_config", "an object")
+        for key in config:
+            if key not in ("format", "effort"):
+                raise WireError(
+                    f"output_config.{key}: Extra inputs are not permitted", f"output_config.{key}"
+                )
+        if config.get("format") is not None:
+            fmt, path = config["format"], "output_config.format"
     if fmt is not None:
         try:
-            req.response_format = from_responses(fmt, "output_format")
+            req.response_format = from_responses(fmt, path)
         except FormatError as exc:
             raise WireError(exc.message, exc.param) from None
     return req
