@@ -33,7 +33,11 @@ def config(mock_url: str) -> dict[str, Any]:
     return {
         "providers": {
             "openai": {"kind": "openai", "base_url": f"{mock_url}/openai/v1", "api_key": PROVIDER_KEY},
-            "anthropic": {"kind": "anthropic", "base_url": f"{mock_url}/anthropic", "api_key": "sk-ant-k-123456"},
+            "anthropic": {
+                "kind": "anthropic",
+                "base_url": f"{mock_url}/anthropic",
+                "api_key": "sk-ant-k-123456",
+            },
             "mistral": {"kind": "mistral", "base_url": f"{mock_url}/mistral", "api_key": "mistral-k-123456"},
         },
         "models": {
@@ -46,6 +50,7 @@ def config(mock_url: str) -> dict[str, Any]:
             "gpt-first": {"chain": ["gpt", "claude"]},  # OpenAI first, Claude behind it
             "mistral-first": {"chain": ["mistral", "claude"]},
             "claude-only": {"chain": ["claude"]},
+            "gpt-only": {"chain": ["gpt"]},
         },
         "defaults": {"retries": 0},
     }

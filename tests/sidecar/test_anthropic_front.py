@@ -107,7 +107,10 @@ async def test_structured_output_is_schema_valid(route: str, faults: tuple) -> N
     OpenAI is down: Claude's forced tool answers JSON the SDK parses into the model."""
     async with stack(*faults) as server, claude_client(server) as client:
         parsed = await client.messages.parse(
-            model=route, max_tokens=300, messages=[{"role": "user", "content": "File a ticket."}], output_format=Ticket
+            model=route,
+            max_tokens=300,
+            messages=[{"role": "user", "content": "File a ticket."}],
+            output_format=Ticket,
         )
         assert isinstance(parsed.parsed_output, Ticket)
         assert parsed.stop_reason == "end_turn" and parsed.content[0].type == "text"
@@ -118,7 +121,10 @@ async def test_count_tokens() -> None:
     async with stack() as server, claude_client(server) as client:
         short = await client.messages.count_tokens(model="claude-first", messages=ASK)
         longer = await client.messages.count_tokens(
-            model="claude-first", system="You are a railway historian. " * 20, messages=ASK, tools=[WEATHER]  # type: ignore[list-item]
+            model="claude-first",
+            system="You are a railway historian. " * 20,
+            messages=ASK,
+            tools=[WEATHER],  # type: ignore[list-item]
         )
         assert 0 < short.input_tokens < longer.input_tokens
         with pytest.raises(anthropic.BadRequestError) as info:
@@ -160,7 +166,9 @@ async def test_errors_in_anthropic_shape() -> None:
                     messages=[
                         {
                             "role": "user",
-                            "content": [{"type": "image", "source": {"type": "url", "url": "http://x/y.png"}}],
+                            "content": [
+                                {"type": "image", "source": {"type": "url", "url": "http://x/y.png"}}
+                            ],
                         }
                     ],
                 )
@@ -182,4 +190,6 @@ async def test_stream_cut_after_output_ends_with_an_error_event() -> None:
         assert got  # output had begun: the stream ends with an error event, never message_stop
         body = info.value.body
         assert isinstance(body, dict) and body["type"] == "error", json.dumps(body)
-        assert body["error"]["type"] == "api_error" and "failed after output began" in body["error"]["message"], body
+        assert (
+            body["error"]["type"] == "api_error" and "failed after output began" in body["error"]["message"]
+        ), body
