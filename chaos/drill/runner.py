@@ -17,7 +17,7 @@ from chaos.drill.checks import CheckResult
 from chaos.drill.record import Attempt, Observations, RequestRecord, Upstream
 from chaos.drill.spec import LoadedDrill
 from chaos.drill.tap import Tap
-from chaos.drill.targets import LibraryTarget, SidecarTarget, Target
+from chaos.drill.targets import AnthropicTarget, LibraryTarget, SidecarTarget, Target
 from chaos.drill.traffic import Plan, Progress, drive
 
 _CHAT = frozenset({"chat", "messages"})
@@ -208,7 +208,9 @@ async def run_drill(
         data = drill.router_config_data(mock.url)
         sidecar, rest = split_sections(data)
         config = parse_config(rest, source=f"{drill.source}: router.config")
-        cls = SidecarTarget if mode == "sidecar" else LibraryTarget
+        cls: type[Target] = SidecarTarget if mode == "sidecar" else LibraryTarget
+        if drill.spec.traffic.client == "anthropic":  # its client speaks to a sidecar only
+            cls = AnthropicTarget
         async with cls(config, sidecar, drill.spec.traffic, seed) as target:
             t0 = time.monotonic()
             engine.reset()
