@@ -16,7 +16,7 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +48,7 @@ from router.types import (
     StreamEvent,
     StreamStart,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
 
@@ -72,15 +73,6 @@ async def _aclose(it: AsyncIterator[Any] | None) -> None:
     close = getattr(it, "aclose", None)
     if close is not None:
         await close()
-
-
-async def _relay(opened: _Opened) -> AsyncGenerator[AdapterEvent, None]:
-    """An attempt's events: those read while opening it, then the rest of its stream."""
-    for ev in opened.head:
-        yield ev
-    if opened.rest is not None:
-        async for ev in opened.rest:
-            yield ev
 
 
 async def _discard_stream(opened: _Opened) -> Usage | None:
@@ -297,45 +289,62 @@ class Router:
         continued = 0
         broke: set[str] = set()  # deployments whose continuation of this stream broke as well
         chars = 0  # text this attempt produced, for its usage estimate
+        tools = False  # a tool call's arguments were being streamed on this attempt
+
+        def step(ev: TextDelta | ToolCallDelta) -> TextDelta | ToolCallDelta | None:
+            """What the caller gets of one event (None: nothing), and what it tells."""
+            nonlocal chars, cut_at, tools
+            if isinstance(ev, TextDelta):
+                if splice is not None:
+                    text = splice.feed(ev.text)
+                    if not text:
+                        return None
+                    ev = TextDelta(text)
+                    if cut_at is not None:
+                        gap = (self.clock.now() - cut_at) * 1000
+                        run.audit.decisions.append(f"continuation: text again {gap:.1f} ms on")
+                        cut_at = None
+                sent.append(ev.text)
+                chars += len(ev.text)
+            else:
+                tools = True
+            return ev
+
         while True:
             opened = won.result
             won.record.ttft_s = opened.ttft
             won.record.streamed = True
             end: StreamEnd | None = None
-            tools = False  # a tool call's arguments were being streamed on this attempt
-            relay = _relay(opened)
+            tools = False
             try:
-                async for ev in relay:
+                # The events read while opening the attempt, then the rest of its stream (two
+                # loops, not a wrapping generator: no extra await per event on the hot path).
+                for ev in opened.head:
                     if isinstance(ev, StreamEnd):
                         end = ev
-                        rest = splice.flush() if splice is not None else ""
-                        if rest:
-                            sent.append(rest)
-                            yield TextDelta(rest)
                         break
-                    if isinstance(ev, TextDelta):
-                        if splice is not None:
-                            text = splice.feed(ev.text)
-                            if not text:
-                                continue
-                            ev = TextDelta(text)
-                            if cut_at is not None:
-                                gap = (self.clock.now() - cut_at) * 1000
-                                run.audit.decisions.append(f"continuation: text again {gap:.1f} ms on")
-                                cut_at = None
-                        sent.append(ev.text)
-                        chars += len(ev.text)
-                    else:
-                        tools = True
-                    yield ev
+                    out = step(ev)
+                    if out is not None:
+                        yield out
+                if end is None and opened.rest is not None:
+                    async for ev in opened.rest:
+                        if isinstance(ev, StreamEnd):
+                            end = ev
+                            break
+                        out = step(ev)
+                        if out is not None:
+                            yield out
                 if end is None:
                     raise E.StreamCut(
                         "the stream ended without an end event",
                         provider=won.rt.deployment.provider,
                         model=won.rt.name,
                     )
+                rest = splice.flush() if splice is not None else ""
+                if rest:  # held back as a possible echo of the prefill: it was text
+                    sent.append(rest)
+                    yield TextDelta(rest)
             except E.RouterError as exc:
-                await relay.aclose()
                 await _aclose(opened.rest)
                 partial = "".join(sent)
                 self._cut_attempt(run, won, exc, chars)
@@ -366,30 +375,7 @@ class Router:
                     f"continuing on {list(plan.chain)}"
                 )
                 run.plan = plan
-                # A fresh walk: what the first one skipped is not this one's to wait for or to
-                # try in panic (a deployment that cannot continue would answer afresh).
-                run.blocked.clear()
-                continued += 1
-                try:
-                    won = await run.run(
-                        self._stream_attempt(run, continuation_request(request, partial), False),
-                        _discard_stream,
-                    )
-                except E.RouterError as again:
-                    run.audit.continuation = "failed"
-                    run.audit.decisions.append(f"continuation failed: {again.message}")
-                    raise self._interrupted(run, won, first, partial) from again
-                open_won = won
-                won.record.continued_from = len(partial)
-                run.audit.continuation = "continued"
-                run.audit.decisions.append(
-                    f"continued on {won.rt.name} (attempt {run.attempts}), "
-                    f"{len(partial)} characters carried over"
-                )
-                splice = Splice(partial)
-                continue
             except (GeneratorExit, asyncio.CancelledError):
-                await relay.aclose()
                 await _aclose(opened.rest)
                 if open_won is not None:
                     open_won.record.outcome = "cancelled"
@@ -398,8 +384,32 @@ class Router:
                     open_won.rt.limiter.refund(open_won.estimate)
                 self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
                 raise
-            break
-        await relay.aclose()
+            if end is not None:
+                break
+            # Continue: a fresh walk of the continuation plan. What the first walk skipped is not
+            # this one's to wait for or to try in panic (one that cannot continue answers afresh).
+            run.blocked.clear()
+            continued += 1
+            partial = "".join(sent)
+            try:
+                won = await run.run(
+                    self._stream_attempt(run, continuation_request(request, partial), False),
+                    _discard_stream,
+                )
+            except E.RouterError as again:
+                run.audit.continuation = "failed"
+                run.audit.decisions.append(f"continuation failed: {again.message}")
+                raise self._interrupted(run, won, cut or again, partial) from again
+            except asyncio.CancelledError:  # the engine recorded the attempt in flight
+                self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
+                raise
+            open_won = won
+            won.record.continued_from = len(partial)
+            run.audit.continuation = "continued"
+            run.audit.decisions.append(
+                f"continued on {won.rt.name} (attempt {run.attempts}), {len(partial)} characters carried over"
+            )
+            splice = Splice(partial)
         # The adapter's stream stops at its StreamEnd but is not finished: closed here, it hands its
         # connection back now. Left to the garbage collector, the loop's finalizer hook would do it
         # later, at the cost of a task and a thread-safe wake-up per stream.

@@ -35,6 +35,7 @@ config_reloads_total                        outcome                   reloads, o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -186,7 +187,12 @@ class Metrics:
             ["model", "state"],
             registry=r,
         )
-        self.inflight = Gauge("turnout_sidecar_inflight_requests", "Requests being served", registry=r)
+        self.inflight = Gauge(
+            "turnout_sidecar_inflight_requests",
+            "Requests being served",
+            registry=r,
+            multiprocess_mode="livesum",  # --workers: the host's total, of workers alive
+        )
         self.rejections = Counter(
             "turnout_sidecar_rejections_total", "Requests the sidecar refused itself", ["reason"], registry=r
         )
@@ -206,6 +212,18 @@ class Metrics:
             "turnout_config_reloads_total", "Configuration reloads", ["outcome"], registry=r
         )
         r.register(_FromSnapshot(snapshot))
+        # What /metrics shows: this registry, or with `turnout serve --workers N` (prometheus-client's
+        # multiprocess mode) every worker's counters, histograms and gauges summed, plus this
+        # worker's scrape-time gauges (router/sidecar/workers.py).
+        self.scrape = r
+        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if path:
+            from prometheus_client import multiprocess
+
+            self.scrape = CollectorRegistry(auto_describe=True)
+            self.scrape.register(_Flush(self.flush))
+            multiprocess.MultiProcessCollector(self.scrape, path)
+            self.scrape.register(_FromSnapshot(snapshot))
         d = self._deferred
         self._requests = _Children(self.requests, d)
         self._duration = _Children(self.duration, d)

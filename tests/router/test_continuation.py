@@ -386,3 +386,18 @@ async def test_a_cut_tool_call_is_not_continued() -> None:
     assert rec.continuation == "impossible"
     assert any("tool call" in d for d in rec.decisions)
     assert [a.outcome for a in rec.attempts] == ["error"]
+
+
+async def test_a_caller_leaving_during_a_continuation_still_gets_its_request_recorded() -> None:
+    async with stack(["claude"], once("cut", "anthropic", after_tokens=4)) as (router, log):
+        stream = router.stream(ask())
+        seen = 0
+        async for ev in stream:
+            if isinstance(ev, TextDelta):
+                seen += 1
+                if seen == 6:  # past the cut (4 tokens): the continuation is relaying
+                    break
+        await stream.aclose()  # type: ignore[attr-defined]
+    rec = audit(log)
+    assert rec.outcome == "error" and rec.continuation == "continued"
+    assert [a.outcome for a in rec.attempts] == ["error", "cancelled"]
