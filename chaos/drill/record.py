@@ -49,6 +49,7 @@ class Attempt:
     wait_s: float = 0.0
     wait_source: str = "none"
     cost_usd: float | None = None
+    continued_from: int | None = None  # a stream's continuation: characters carried over
 
 
 @dataclass(slots=True)

@@ -91,6 +91,7 @@ def _attempts(audit: Any) -> list[Attempt]:
             wait_s=round(a.wait_s, 6),
             wait_source=a.wait_source,
             cost_usd=a.cost_usd,
+            continued_from=a.continued_from,
         )
         for a in audit.attempts
     ]

@@ -23,7 +23,7 @@ from router import ConfigError, Router, parse_config
 from router import errors as E
 from router._continuation import Splice, continuation_plan, continuation_request
 from router.adapters import anthropic, make_deployment, mistral, openai
-from router.audit import AuditLog
+from router.audit import AuditLog, record_to_dict
 from router.clock import FakeClock
 from router.types import (
     AuditRecord,
@@ -244,6 +244,9 @@ async def test_a_stream_cut_mid_answer_is_continued_into_the_whole_answer(
         assert first.error_kind == kind
     assert second.continued_from is not None and 0 < second.continued_from <= len(expected)
     assert any("characters carried over" in d for d in rec.decisions)
+    logged = record_to_dict(rec)
+    assert logged["continuation"] == "continued"
+    assert logged["attempts"][1]["continued_from"] == second.continued_from
     # Usage summed over both attempts (the cut one estimated), cost per attempt.
     resp = ends[0].response
     assert first.usage is not None and second.usage is not None
