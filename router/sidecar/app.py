@@ -26,7 +26,7 @@ from router.sidecar.front import FAST_PATHS, Dispatch
 from router.sidecar.handlers import Exchange
 from router.sidecar.lifecycle import RouterHolder
 from router.sidecar.metrics import Metrics
-from router.sidecar.settings import SidecarSettings
+from router.sidecar.settings import ServerSettings, SidecarSettings
 from router.sidecar.state import STATE, RouterFactory, State, attach_listeners
 from router.sidecar.wire import WireError
 
@@ -98,21 +98,27 @@ class Guard:
     """Client API keys, body size and concurrency limits for /v1 and /admin, on either server."""
 
     def __init__(self, state: State) -> None:
-        server = state.settings.server
         self.state = state
-        self.keys = [k.encode() for k in server.api_keys]
-        self.limit = server.max_concurrency
-        self.max_body = server.max_body_bytes
+        self.apply(state.settings.server)
+        state.on_server_settings.append(self.apply)
         self.rejections = state.metrics.rejections
         # Read at scrape time rather than moved twice per request: the same count, no lock taken.
         state.metrics.inflight.set_function(lambda: state.active)
 
-    def refuse(self, headers: Mapping[str, str], length: int | None) -> Answer | None:
+    def apply(self, server: ServerSettings) -> None:
+        """Take (new) settings: at start-up and on every reload that changes them."""
+        self.keys = [k.encode() for k in server.api_keys]
+        self.admin_keys = [k.encode() for k in server.admin_keys]
+        self.limit = server.max_concurrency
+        self.max_body = server.max_body_bytes
+
+    def refuse(self, headers: Mapping[str, str], length: int | None, admin: bool = False) -> Answer | None:
         """Why this request may not go on, as an answer; None when it may."""
-        if self.keys:
+        keys = self.admin_keys if admin and self.admin_keys else self.keys
+        if keys:
             auth = headers.get("Authorization", "")
             token = auth[7:] if auth[:7].lower() == "bearer " else ""
-            if not _key_ok(token, self.keys):
+            if not _key_ok(token, keys):
                 self.rejections.labels("auth").inc()
                 return json_answer(
                     401, "Incorrect API key provided for the turnout sidecar.", "invalid_api_key"
@@ -143,7 +149,7 @@ def guard_middleware(state: State, guard: Guard) -> Any:
             return _respond(json_answer(400, "The request has no Host header.", "invalid_request"))
         if not request.path.startswith(_GUARDED):
             return await handler(request)
-        refused = guard.refuse(request.headers, request.content_length)
+        refused = guard.refuse(request.headers, request.content_length, request.path.startswith("/admin/"))
         if refused is not None:
             return _respond(refused)
         state.active += 1

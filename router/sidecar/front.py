@@ -27,6 +27,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from typing import Any
 
 from multidict import CIMultiDict
 
@@ -140,6 +141,13 @@ class Front:
 
     def lost(self) -> None:
         self.open -= 1
+
+    def apply(self, server: Any) -> None:
+        """A reload's new limits (``router.sidecar.settings.ServerSettings``), for what comes next."""
+        self.head_timeout = server.head_timeout
+        self.body_timeout = server.body_timeout
+        self.max_connections = server.max_connections
+        self.tick = min(self.keepalive_timeout, self.head_timeout, self.body_timeout) / 4
 
     def shutdown(self) -> None:
         """Stop keeping connections alive: idle ones close now, busy ones after their answer."""
