@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from router.adapters.base import Deployment, StreamAccumulator
+from router.adapters.base import Deployment, StreamAccumulator, token_count
 from router.classify import classify_stream_error, malformed
 from router.sse import SSEEvent
+from router.structured import to_openai
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -25,6 +26,7 @@ from router.types import (
     ToolSpec,
     Usage,
 )
+from turnout import safejson
 
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -109,7 +111,7 @@ def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
     if request.tool_choice is not None:
         body["tool_choice"] = request.tool_choice
     if request.response_format is not None:
-        body["response_format"] = request.response_format
+        body["response_format"] = to_openai(request.response_format)
     if request.user:
         body["user"] = request.user
     if request.stream:
@@ -126,9 +128,9 @@ def usage_from_wire(u: Any) -> Usage:
     details = u.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return Usage(
-        input_tokens=int(u.get("prompt_tokens") or 0),
-        output_tokens=int(u.get("completion_tokens") or 0),
-        cached_input_tokens=int(cached or 0),
+        input_tokens=token_count(u.get("prompt_tokens"), "prompt_tokens"),
+        output_tokens=token_count(u.get("completion_tokens"), "completion_tokens"),
+        cached_input_tokens=token_count(cached, "prompt_tokens_details.cached_tokens"),
     )
 
 
@@ -185,7 +187,7 @@ def parse_event(ev: SSEEvent, acc: StreamAccumulator) -> list[TextDelta | ToolCa
         return []
     dep = acc.deployment
     try:
-        chunk = json.loads(data)
+        chunk = safejson.loads(data)
     except ValueError:
         raise malformed("stream event is not JSON", provider=dep.provider, model=dep.name, raw=data) from None
     if not isinstance(chunk, dict):
