@@ -37,16 +37,18 @@ class Arrivals:
         self.rate = rate
         self.kind = kind
         self._rng = random.Random(seed)
-        self._next = start + self._gap()
-
-    def _gap(self) -> float:
-        return self._rng.expovariate(self.rate) if self.kind == "poisson" else 1.0 / self.rate
+        self._start = start
+        self._count = 0
+        self._next = start
 
     def take(self) -> float:
         """The next due time (each call returns a later one)."""
-        due = self._next
-        self._next += self._gap()
-        return due
+        self._count += 1
+        if self.kind == "poisson":
+            self._next += self._rng.expovariate(self.rate)
+        else:  # from the count, not a running sum, so no rounding drifts into the times
+            self._next = self._start + self._count / self.rate
+        return self._next
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,9 +115,10 @@ class KneeSearch:
         return middle
 
     def outcome(self) -> str:
-        """``found``, ``above-max`` (the highest rate tried held) or ``below-start``."""
+        """``found``, ``above-max`` (``max`` held), ``out-of-steps`` (``max_steps`` ran out before
+        a step broke) or ``below-start``."""
         if self.broken is None:
-            return "above-max"
+            return "above-max" if (self.held or 0) >= self.max else "out-of-steps"
         if self.held is None:
             return "below-start"
         return "found"

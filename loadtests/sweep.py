@@ -98,7 +98,7 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
             DISPATCHER.begin(StepPlan(**{**asdict(plan), "seed": plan.seed ^ salt}))
 
         runner.register_message(_MSG_BEGIN, begin)
-        runner.register_message(_MSG_STOP, lambda _msg, **_kw: DISPATCHER.stop())
+        runner.register_message(_MSG_STOP, lambda msg, **_kw: DISPATCHER.stop())
         return
     options = environment.parsed_options
     if options is None:
@@ -323,4 +323,4 @@ class SweepShape(LoadTestShape):
             gevent.spawn(self.controller.run)
         if self.controller.done:
             return None
-        return self.controller.users, float(self.controller.users)
+        return self.controller.users, float(min(self.controller.users, 100))

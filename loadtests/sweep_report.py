@@ -79,6 +79,8 @@ def verdict_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"knee: {k['held']:g} req/s held; {k['broken']:g} req/s broke: " + "; ".join(k["why"]))
     elif k["outcome"] == "above-max":
         lines.append(f"knee: every step held, up to {k['held']:g} req/s (raise --max to look further)")
+    elif k["outcome"] == "out-of-steps":
+        lines.append(f"knee: at least {k['held']:g} req/s; --max-steps ran out before a step broke")
     else:
         lines.append(
             f"knee: below {k['broken']:g} req/s, the lowest step tried broke: " + "; ".join(k["why"])
