@@ -7,8 +7,8 @@ rounds A B A B at fixed concurrency. Two scenarios (BENCHMARKS.md targets):
 - healthy: the route's first model answers; target router >= 0.6 x bare throughput;
 - fallback: a chaos rule makes the first model answer 503 to every request, so each router
   request makes two HTTP calls (503, then the fallback); target >= 0.3 x bare throughput.
-  (Retries are 0 and the breaker threshold is out of reach here, so every request really does
-  hit the 503 first: with the defaults the breaker would open and skip the dead model.)
+  (Retries are 0 and the health model's thresholds are out of reach here, so every request really
+  does hit the 503 first: with the defaults the dead model would be ejected and skipped.)
 
 Besides throughput and latency it prints the client's CPU time per request (the router's real
 cost, which a saturated mock can hide), RSS, versions and the command.
@@ -48,7 +48,11 @@ def _config(base: str) -> Any:
                 "fallback": {"provider": "openai", "model": FALLBACK},
             },
             "routes": {"bench": {"chain": ["primary", "fallback"]}},
-            "defaults": {"retries": 0, "breaker": {"failures": 1_000_000_000, "window": "1s"}},
+            # ejection out of reach (no run, age or rate of failures ejects): every request pays
+            "defaults": {
+                "retries": 0,
+                "breaker": {"failures": 1_000_000_000, "min_calls": 1_000_000_000, "failing_for": "1000000s"},
+            },
         }
     )
 

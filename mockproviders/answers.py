@@ -42,6 +42,9 @@ class ChatQuery:
     seed: Any = None  # the request's own seed parameter, if any
     cache_key: int | None = None  # Anthropic prompt caching: hash of the prefix up to the last breakpoint
     cache_tokens: int = 0  # tokens in that prefix
+    # A trailing assistant message the provider continues (Anthropic's prefill, Mistral's
+    # `prefix: true`); not in ``messages``, so the answer is the one the conversation gets.
+    prefill: str | None = None
 
     @property
     def last_text(self) -> str:
@@ -49,7 +52,8 @@ class ChatQuery:
 
     @property
     def prompt_tokens(self) -> int:
-        return sum(count_tokens(text) + MESSAGE_OVERHEAD for _, text in self.messages) + REPLY_PRIMING
+        n = sum(count_tokens(text) + MESSAGE_OVERHEAD for _, text in self.messages) + REPLY_PRIMING
+        return n if self.prefill is None else n + count_tokens(self.prefill) + MESSAGE_OVERHEAD
 
 
 @dataclass(slots=True)
@@ -148,6 +152,18 @@ def _truncate(choice: Choice, query: ChatQuery) -> None:
             choice.stop_sequence = None
 
 
+def _continue(choice: Choice, prefill: str, key: int) -> None:
+    """Continue ``prefill``: the answer's remainder when the prefill is its beginning (a cut
+    answer being continued, so prefill + remainder is the whole answer); else fresh text after it."""
+    text = choice.text
+    if text is None:  # a tool call: nothing to continue, answered as it is
+        return
+    if text.startswith(prefill):
+        choice.text = text[len(prefill) :]
+    else:
+        choice.text = " " + generate_text(stable_hash(key, "continue", prefill))
+
+
 def apply_patch(choice: Choice, patch: AnswerPatch) -> None:
     """Apply a fault layer's changes to a composed answer."""
     if patch.content is not None:
@@ -181,6 +197,8 @@ def compose(
         else:
             choice = Choice(index=i, text=generate_text(key))
         _truncate(choice, query)
+        if query.prefill is not None:
+            _continue(choice, query.prefill, key)
         if patch is not None:
             apply_patch(choice, patch)
         choices.append(choice)

@@ -188,6 +188,7 @@ def build_runtime(
             headers=pcfg.headers,
             max_tokens=dcfg.max_tokens,
             context_window=dcfg.context_window,
+            continuation=dcfg.continuation,
         )
         b = d.breaker
         health: dict[str, Any] = {

@@ -53,6 +53,7 @@ def _attempt(a: AttemptRecord, redact: bool) -> dict[str, Any]:
         "usage": _usage(a.usage),
         "cost_usd": a.cost_usd,
         "streamed": a.streamed,
+        "continued_from": a.continued_from,
     }
 
 
@@ -72,6 +73,7 @@ def record_to_dict(r: AuditRecord, *, redact: bool = False) -> dict[str, Any]:
         "cost_usd": r.cost_usd,
         "streamed": r.streamed,
         "decisions": list(r.decisions),
+        "continuation": r.continuation,
     }
 
 

@@ -160,6 +160,10 @@ class DeploymentConfig(_Model):
     task: Literal["chat", "embeddings"] | None = None
     dimensions: int | None = Field(default=None, gt=0)  # an embedding model's vector size
     tools: bool = True  # takes tool definitions (function calling)
+    # Can it continue a cut stream from an assistant prefill (router/_continuation.py)? Unset:
+    # by the provider's kind (anthropic, mistral: yes; openai, openai_compatible: no). True on an
+    # openai_compatible server that accepts vLLM's `continue_final_message`; never on openai.
+    continuation: bool | None = None
 
     @property
     def serves(self) -> Literal["chat", "embeddings"]:
@@ -260,6 +264,14 @@ def _cross_check(cfg: RouterConfig) -> list[tuple[str, str]]:
             known = ", ".join(sorted(cfg.providers)) or "none"
             problems.append(
                 (f"models.{name}.provider", f"unknown provider {dep.provider!r} (defined: {known})")
+            )
+        elif dep.continuation and cfg.providers[dep.provider].kind == "openai":
+            problems.append(
+                (
+                    f"models.{name}.continuation",
+                    "OpenAI's API does not continue a trailing assistant message (it answers afresh); "
+                    "continuation: true is for openai_compatible servers that accept continue_final_message",
+                )
             )
     known_models = ", ".join(sorted(cfg.models)) or "none"
     for rname, route in cfg.routes.items():

@@ -16,19 +16,27 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from router import errors as E
+from router._continuation import (
+    CONTINUABLE,
+    MAX_CONTINUATIONS,
+    Splice,
+    continuation_plan,
+    continuation_request,
+)
 from router._engine import RequestRun, Won
 from router._runtime import DeploymentRuntime, RoutePlan, build_runtime
 from router.adapters import Adapter, AdapterEvent, CallOptions
 from router.clock import SYSTEM_CLOCK, Clock
 from router.config import RouterConfig, load_config
 from router.hooks import RouterListener
+from router.ratelimit import estimate_tokens
 from router.state.build import build_store, store_snapshot
 from router.types import (
     AuditRecord,
@@ -40,6 +48,7 @@ from router.types import (
     StreamEvent,
     StreamStart,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
 
@@ -261,8 +270,173 @@ class Router:
                 yield StreamEnd(resp)
                 return
         run = self._start(request, streamed=True, planned=planned)
-        clock = self.clock
         buffered = run.plan.buffer_stream
+        try:
+            won = await run.run(self._stream_attempt(run, request, buffered), _discard_stream)
+        except E.RouterError as err:
+            self._finish(run, None, err)
+            raise
+        dep = won.rt.deployment
+        yield StreamStart(
+            dep.name, dep.provider, dep.model, run.audit.request_id, run.plan.name, run.attempts
+        )
+        sent: list[str] = []  # every piece of text the caller has, over all attempts
+        splice: Splice | None = None  # set while relaying a continuation
+        cut_at: float | None = None  # when the stream last broke, until the continuation's first text
+        cut: E.RouterError | None = None  # the failure the stream was first continued from
+        open_won: Won[_Opened] | None = won  # the attempt whose record is still open
+        first_ttft = won.result.ttft
+        continued = 0
+        broke: set[str] = set()  # deployments whose continuation of this stream broke as well
+        chars = 0  # text this attempt produced, for its usage estimate
+        tools = False  # a tool call's arguments were being streamed on this attempt
+
+        def step(ev: TextDelta | ToolCallDelta) -> TextDelta | ToolCallDelta | None:
+            """What the caller gets of one event (None: nothing), and what it tells."""
+            nonlocal chars, cut_at, tools
+            if isinstance(ev, TextDelta):
+                if splice is not None:
+                    text = splice.feed(ev.text)
+                    if not text:
+                        return None
+                    ev = TextDelta(text)
+                    if cut_at is not None:
+                        gap = (self.clock.now() - cut_at) * 1000
+                        run.audit.decisions.append(f"continuation: text again {gap:.1f} ms on")
+                        cut_at = None
+                sent.append(ev.text)
+                chars += len(ev.text)
+            else:
+                tools = True
+            return ev
+
+        while True:
+            opened = won.result
+            won.record.ttft_s = opened.ttft
+            won.record.streamed = True
+            end: StreamEnd | None = None
+            tools = False
+            try:
+                # The events read while opening the attempt, then the rest of its stream (two
+                # loops, not a wrapping generator: no extra await per event on the hot path).
+                for ev in opened.head:
+                    if isinstance(ev, StreamEnd):
+                        end = ev
+                        break
+                    out = step(ev)
+                    if out is not None:
+                        yield out
+                if end is None and opened.rest is not None:
+                    async for ev in opened.rest:
+                        if isinstance(ev, StreamEnd):
+                            end = ev
+                            break
+                        out = step(ev)
+                        if out is not None:
+                            yield out
+                if end is None:
+                    raise E.StreamCut(
+                        "the stream ended without an end event",
+                        provider=won.rt.deployment.provider,
+                        model=won.rt.name,
+                    )
+                rest = splice.flush() if splice is not None else ""
+                if rest:  # held back as a possible echo of the prefill: it was text
+                    sent.append(rest)
+                    yield TextDelta(rest)
+            except E.RouterError as exc:
+                await _aclose(opened.rest)
+                partial = "".join(sent)
+                self._cut_attempt(run, won, exc, chars)
+                chars = 0
+                open_won = None
+                first = cut if cut is not None else exc
+                plan = None
+                why = ""
+                if exc.kind not in CONTINUABLE:
+                    why = f"{exc.kind.value} is not a failure to continue from"
+                elif tools:
+                    why = "a tool call was cut (its arguments cannot be spliced)"
+                elif continued >= MAX_CONTINUATIONS:
+                    why = f"continued {continued} times already"
+                else:
+                    if splice is not None:  # a continuation broke too: not this deployment again
+                        broke.add(won.rt.name)
+                    plan = continuation_plan(run.plan, won.rt.name, self._deployments, broke)
+                    if plan is None:
+                        why = "no deployment left in the chain can continue it"
+                if plan is None:
+                    run.audit.continuation = "impossible" if cut is None else "failed"
+                    run.audit.decisions.append(f"{won.rt.name}: {exc.kind.value} after output began; {why}")
+                    raise self._interrupted(run, won, first, partial) from exc
+                cut, cut_at = first, self.clock.now()
+                run.audit.decisions.append(
+                    f"{won.rt.name}: {exc.kind.value} after {len(partial)} characters; "
+                    f"continuing on {list(plan.chain)}"
+                )
+                run.plan = plan
+            except (GeneratorExit, asyncio.CancelledError):
+                await _aclose(opened.rest)
+                if open_won is not None:
+                    open_won.record.outcome = "cancelled"
+                    open_won.rt.stream_breaker.release_probe()
+                    run.finish_record(open_won.record, open_won.rt, None)
+                    open_won.rt.limiter.refund(open_won.estimate)
+                self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
+                raise
+            if end is not None:
+                break
+            # Continue: a fresh walk of the continuation plan. What the first walk skipped is not
+            # this one's to wait for or to try in panic (one that cannot continue answers afresh).
+            run.blocked.clear()
+            continued += 1
+            partial = "".join(sent)
+            try:
+                won = await run.run(
+                    self._stream_attempt(run, continuation_request(request, partial), False),
+                    _discard_stream,
+                )
+            except E.RouterError as again:
+                run.audit.continuation = "failed"
+                run.audit.decisions.append(f"continuation failed: {again.message}")
+                raise self._interrupted(run, won, cut or again, partial) from again
+            except asyncio.CancelledError:  # the engine recorded the attempt in flight
+                self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
+                raise
+            open_won = won
+            won.record.continued_from = len(partial)
+            run.audit.continuation = "continued"
+            run.audit.decisions.append(
+                f"continued on {won.rt.name} (attempt {run.attempts}), {len(partial)} characters carried over"
+            )
+            splice = Splice(partial)
+        # The adapter's stream stops at its StreamEnd but is not finished: closed here, it hands its
+        # connection back now. Left to the garbage collector, the loop's finalizer hook would do it
+        # later, at the cost of a task and a thread-safe wake-up per stream.
+        await _aclose(opened.rest)
+        run.stream_done(won.rt)
+        resp = end.response
+        self._settle_success(run, won, resp.usage)
+        resp.latency_s = won.record.latency_s
+        resp.ttft_s = opened.ttft
+        resp.cost_usd = won.record.cost_usd
+        resp.request_id = run.audit.request_id
+        resp.route = run.plan.name
+        resp.attempts = run.attempts
+        self._finish(run, won.rt.name, None)
+        if splice is not None:  # continued: the whole text, usage and cost over every attempt
+            resp.content = "".join(sent)
+            resp.usage = replace(run.audit.usage)
+            resp.cost_usd = run.audit.cost_usd
+            resp.latency_s = run.audit.latency_s
+            resp.ttft_s = first_ttft
+        yield StreamEnd(resp)
+
+    def _stream_attempt(
+        self, run: RequestRun, request: ChatRequest, buffered: bool
+    ) -> Callable[[DeploymentRuntime, CallOptions], Awaitable[_Opened]]:
+        """One streaming attempt, read up to its first content (or whole, when ``buffered``)."""
+        clock = self.clock
 
         async def attempt(rt: DeploymentRuntime, options: CallOptions) -> _Opened:
             started = clock.now()
@@ -287,67 +461,7 @@ class Router:
                 "the stream ended without an end event", provider=rt.deployment.provider, model=rt.name
             )
 
-        try:
-            won = await run.run(attempt, _discard_stream)
-        except E.RouterError as err:
-            self._finish(run, None, err)
-            raise
-        opened = won.result
-        won.record.ttft_s = opened.ttft
-        won.record.streamed = True
-        dep = won.rt.deployment
-        yield StreamStart(
-            dep.name, dep.provider, dep.model, run.audit.request_id, run.plan.name, run.attempts
-        )
-        sent: list[str] = []
-        end: StreamEnd | None = None
-        try:
-            for ev in opened.head:
-                if isinstance(ev, StreamEnd):
-                    end = ev
-                    break
-                if isinstance(ev, TextDelta):
-                    sent.append(ev.text)
-                yield ev
-            if end is None and opened.rest is not None:
-                async for ev in opened.rest:
-                    if isinstance(ev, StreamEnd):
-                        end = ev
-                        break
-                    if isinstance(ev, TextDelta):
-                        sent.append(ev.text)
-                    yield ev
-            if end is None:
-                raise E.StreamCut(
-                    "the stream ended without an end event", provider=dep.provider, model=dep.name
-                )
-        except E.RouterError as exc:
-            await _aclose(opened.rest)
-            interrupted = self._interrupted(run, won, exc, "".join(sent))
-            raise interrupted from exc
-        except (GeneratorExit, asyncio.CancelledError):
-            await _aclose(opened.rest)
-            won.record.outcome = "cancelled"
-            won.rt.stream_breaker.release_probe()
-            run.finish_record(won.record, won.rt, None)
-            won.rt.limiter.refund(won.estimate)
-            self._finish(run, None, E.RouterError("the caller stopped reading the stream"))
-            raise
-        # The adapter's stream stops at its StreamEnd but is not finished: closed here, it hands its
-        # connection back now. Left to the garbage collector, the loop's finalizer hook would do it
-        # later, at the cost of a task and a thread-safe wake-up per stream.
-        await _aclose(opened.rest)
-        run.stream_done(won.rt)
-        resp = end.response
-        self._settle_success(run, won, resp.usage)
-        resp.latency_s = won.record.latency_s
-        resp.ttft_s = opened.ttft
-        resp.cost_usd = won.record.cost_usd
-        resp.request_id = run.audit.request_id
-        resp.route = run.plan.name
-        resp.attempts = run.attempts
-        self._finish(run, dep.name, None)
-        yield StreamEnd(resp)
+        return attempt
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
@@ -453,9 +567,11 @@ class Router:
         won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)
         run.finish_record(won.record, won.rt, usage)
 
-    def _interrupted(
-        self, run: RequestRun, won: Won[Any], exc: E.RouterError, partial: str
-    ) -> E.StreamInterrupted:
+    def _cut_attempt(self, run: RequestRun, won: Won[Any], exc: E.RouterError, chars: int) -> None:
+        """Record an attempt that failed after output began, and tell its breaker and limiter.
+
+        Its usage is estimated from characters (about 4 a token): a cut stream reports none, but
+        the provider bills what it generated. ``chars``: the text this attempt produced."""
         rt = won.rt
         run.count_failure(rt, exc.kind, after_output=True)
         rt.limiter.refund(won.estimate)
@@ -466,17 +582,28 @@ class Router:
             exc.status,
             exc.message,
         )
-        run.finish_record(rec, rt, None)
+        usage = None
+        if chars:
+            prompt = run.text_chars() + (won.record.continued_from or 0)  # a prefill is input too
+            usage = Usage(estimate_tokens(prompt, 0), estimate_tokens(chars, 0))
+        run.finish_record(rec, rt, usage)
         run.errors.append(exc)
+
+    def _interrupted(
+        self, run: RequestRun, won: Won[Any], exc: E.RouterError, partial: str
+    ) -> E.StreamInterrupted:
+        """The error a caller sees for a stream that failed after output began (``exc``, the first
+        failure), once nothing can continue it; the attempts are already recorded."""
         err = E.StreamInterrupted(
-            f"the stream from {rt.name} failed after output began: {exc.message}",
+            f"the stream from {exc.model or won.rt.name} failed after output began: {exc.message}",
             partial=partial,
             cause_kind=exc.kind,
-            provider=rt.deployment.provider,
-            model=rt.name,
+            provider=exc.provider or won.rt.deployment.provider,
+            model=exc.model or won.rt.name,
             status=exc.status,
         )
-        run.audit.decisions.append(f"{rt.name}: {exc.kind.value} after output began; not failed over")
+        if run.audit.continuation is None:
+            run.audit.decisions.append(f"{won.rt.name}: {exc.kind.value} after output began; not failed over")
         self._finish(run, None, err)
         return err
 

@@ -70,6 +70,9 @@ class ChatRequest:
     user: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)  # routing hints, never sent upstream
     extra: dict[str, Any] = field(default_factory=dict)  # provider parameters passed through as they are
+    # Assistant text the answer must continue (a cut stream's text, router/_continuation.py):
+    # adapters send it as their provider's prefill, after the messages.
+    prefill: str | None = None
 
 
 @dataclass(slots=True)
@@ -189,6 +192,13 @@ class AttemptRecord:
     usage: Usage | None = None
     cost_usd: float | None = None
     streamed: bool = False
+    continued_from: int | None = None  # a stream's continuation: characters carried over as prefill
+
+
+# What became of a stream that failed after output began: "continued" on a deployment that could
+# continue it; "failed" when every continuation attempt failed; "impossible" when nothing could
+# continue it (a tool call was cut, or no deployment left can continue).
+ContinuationOutcome = Literal["continued", "failed", "impossible"]
 
 
 @dataclass(slots=True)
@@ -208,3 +218,4 @@ class AuditRecord:
     cost_usd: float | None = None
     streamed: bool = False
     decisions: list[str] = field(default_factory=list)  # human-readable: why this route, fallback, hedge
+    continuation: ContinuationOutcome | None = None  # None: no stream failed after output began

@@ -32,6 +32,7 @@ class Upstream:
     retry_after: float | None = None  # seconds, from a 429's headers
     terminated: bool | None = None  # a stream: its terminator was sent
     delivered: str | None = None  # answer text the mock sent (after any stream fault); None: no answer
+    prefill: str | None = None  # the text the request asked to continue (a cut stream's continuation)
 
 
 @dataclass(slots=True)
@@ -48,6 +49,7 @@ class Attempt:
     wait_s: float = 0.0
     wait_source: str = "none"
     cost_usd: float | None = None
+    continued_from: int | None = None  # a stream's continuation: characters carried over
 
 
 @dataclass(slots=True)
@@ -90,6 +92,8 @@ class RequestRecord:
         for up in out["upstream"]:  # the answer text itself would make the journal huge
             delivered = up.pop("delivered")
             up["delivered_chars"] = None if delivered is None else len(delivered)
+            prefill = up.pop("prefill")
+            up["prefill_chars"] = None if prefill is None else len(prefill)
         return out
 
 

@@ -91,6 +91,7 @@ def _attempts(audit: Any) -> list[Attempt]:
             wait_s=round(a.wait_s, 6),
             wait_source=a.wait_source,
             cost_usd=a.cost_usd,
+            continued_from=a.continued_from,
         )
         for a in audit.attempts
     ]
@@ -128,7 +129,10 @@ def join(
             sent = [u for u in r.upstream if u.status == 200 and u.model == model]
             if sent:
                 last = sent[-1]
-                r.complete = last.terminated is not False and last.delivered == r.text
+                # A continuation delivered only the rest of the answer after its prefill (the
+                # text the caller had): the caller's text must be the two together, exactly.
+                whole = (last.prefill or "") + (last.delivered or "")
+                r.complete = last.terminated is not False and last.delivered is not None and whole == r.text
     return untagged
 
 

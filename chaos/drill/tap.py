@@ -8,7 +8,8 @@ belongs to, whatever the provider.
 every request as the client does: the fault annotations, the status, a dropped connection, a
 429's retry-after, the answer text actually sent (after any stream fault) and whether a stream's
 terminator was sent (for OpenAI-style streams: a finish reason and a clean end of the body). A
-success the router reports must carry exactly that text, terminated.
+success the router reports must carry exactly that text, terminated (after the text the request
+asked the provider to continue, when it was a continuation).
 """
 
 from __future__ import annotations
@@ -87,6 +88,26 @@ def event_text(provider: str, event: StreamEvent) -> str:
     return text if isinstance(text, str) else ""
 
 
+def prefill_text(provider: str, body: Any) -> str | None:
+    """The assistant text a chat request asks to continue (WIRE.md "Continuing a cut answer"),
+    or None: Anthropic's trailing assistant message, Mistral's ``prefix: true`` one, an
+    OpenAI-compatible server's with ``continue_final_message``."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        return None
+    last = messages[-1]
+    if last.get("role") != "assistant":
+        return None
+    if provider == "mistral" and last.get("prefix") is not True:
+        return None
+    if provider == "openai" and body.get("continue_final_message") is not True:
+        return None
+    content = last.get("content")
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return content if isinstance(content, str) else None
+
+
 class Tap:
     """Collects one :class:`Upstream` per chat request the mock receives."""
 
@@ -113,6 +134,7 @@ class Tap:
             provider=request.provider,
             model=request.model,
             stream=request.stream,
+            prefill=prefill_text(request.provider, request.json),
         )
         self.records.append(up)
         try:

@@ -162,6 +162,16 @@ class AnthropicAPI:
                     (count_tokens(text) + MESSAGE_OVERHEAD * (j == 0), "cache_control" in block, text)
                 )
             out.append((role, "".join(text_parts(content))))
+        prefill = None
+        if len(out) > 1 and out[-1][0] == "assistant":  # a prefill: the answer continues it
+            prefill = out.pop()[1]
+            if prefill != prefill.rstrip():
+                raise FieldError(
+                    ("messages", len(messages) - 1, "content"),
+                    "final assistant content cannot end with trailing whitespace",
+                    "value",
+                    prefill,
+                )
         if not out or out[-1][0] == "system":
             raise FieldError(("messages",), "at least one message is required", "value", messages)
         choice = self._tool_choice(body.get("tool_choice"), [n for n, _ in tools])
@@ -184,6 +194,7 @@ class AnthropicAPI:
             stream=bool(opt(body, "stream", bool)),
             cache_key=cache_key,
             cache_tokens=cache_tokens,
+            prefill=prefill,
         )
 
     def _tool_choice(self, value: Any, names: list[str]) -> str | None:

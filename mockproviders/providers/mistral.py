@@ -74,6 +74,17 @@ class MistralAPI:
         body = body_object(body)
         model = expect(need(body, "model"), str, ("model",))
         messages, after_tool = parse_messages(body, _ROLES)
+        prefill = None
+        last = body["messages"][-1]
+        if last.get("prefix") is True:  # continue this assistant message (Mistral's prefix mode)
+            if messages[-1][0] != "assistant" or len(messages) < 2:
+                raise FieldError(
+                    ("messages", len(messages) - 1, "prefix"),
+                    "prefix is only allowed on the last message when it is an assistant message",
+                    "value",
+                    True,
+                )
+            prefill = messages.pop()[1]
         if "stream_options" in body:
             raise FieldError(
                 ("stream_options",), "Extra inputs are not permitted", "extra", body["stream_options"]
@@ -95,6 +106,7 @@ class MistralAPI:
             tool_choice=self._tool_choice(body.get("tool_choice"), [n for n, _ in tools]),
             stream=bool(opt(body, "stream", bool)),
             seed=opt_int(body, "random_seed", low=0),
+            prefill=prefill,
         )
 
     def _tool_choice(self, value: Any, names: list[str]) -> str | None:

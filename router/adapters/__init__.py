@@ -12,6 +12,7 @@ from router.adapters.base import Adapter, AdapterEvent, CallOptions, Deployment,
 
 __all__ = [
     "CODECS",
+    "CONTINUES",
     "Adapter",
     "AdapterEvent",
     "CallOptions",
@@ -68,6 +69,12 @@ CODECS: dict[str, Codec] = {
 }
 
 
+# Kinds that continue a trailing assistant message by default (WIRE.md "Continuing a cut
+# answer"). OpenAI's own API answers afresh, so it never continues; an openai_compatible server
+# does only when its deployment says so (vLLM's continue_final_message).
+CONTINUES: dict[str, bool] = {"anthropic": True, "mistral": True, "openai": False, "openai_compatible": False}
+
+
 def make_adapter(kind: str, *, connections: int = 256) -> HttpAdapter:
     """The HTTP adapter for a provider ``kind`` (a key of :data:`CODECS`)."""
     return HttpAdapter(CODECS[kind], connections=connections)
@@ -84,8 +91,10 @@ def make_deployment(
     headers: dict[str, str] | None = None,
     max_tokens: int | None = None,
     context_window: int | None = None,
+    continuation: bool | None = None,
 ) -> Deployment:
-    """A :class:`Deployment` with its URLs and headers computed once."""
+    """A :class:`Deployment` with its URLs and headers computed once; ``continuation`` unset:
+    the kind's own capability (:data:`CONTINUES`)."""
     codec = CODECS[kind]
     base = base_url.rstrip("/")
     probe = Deployment(name=name, provider=provider, kind=kind, model=model, base_url=base)
@@ -102,4 +111,5 @@ def make_deployment(
         headers=all_headers,
         max_tokens=max_tokens,
         context_window=context_window,
+        continuation=CONTINUES[kind] if continuation is None else continuation and kind != "openai",
     )

@@ -105,6 +105,9 @@ def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
             system.append(m.content)
         else:
             messages.append(_message(m))
+    if request.prefill is not None:
+        # A trailing assistant message is continued; Anthropic refuses one ending in whitespace.
+        messages.append({"role": "assistant", "content": request.prefill.rstrip()})
     body: dict[str, Any] = {
         "model": deployment.model,
         "messages": messages,

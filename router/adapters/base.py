@@ -43,6 +43,7 @@ class Deployment:
     headers: Mapping[str, str] = field(default_factory=dict)  # auth + config headers, precomputed
     max_tokens: int | None = None
     context_window: int | None = None
+    continuation: bool = False  # can continue a cut stream from an assistant prefill
 
 
 @dataclass(slots=True)

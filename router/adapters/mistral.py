@@ -37,6 +37,8 @@ def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
         body["random_seed"] = body.pop("seed")
     if body.get("tool_choice") == "required":
         body["tool_choice"] = "any"
+    if request.prefill is not None:
+        body["messages"][-1]["prefix"] = True  # continue this assistant message, not a new one
     if request.extra:
         body.update(request.extra)  # the caller's own parameters win over the renames
     return body

@@ -86,6 +86,11 @@ def messages_to_wire(request: ChatRequest) -> list[dict[str, Any]]:
 def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
     """The JSON body of ``POST /chat/completions`` for ``request`` on ``deployment``."""
     body: dict[str, Any] = {"model": deployment.model, "messages": messages_to_wire(request)}
+    if request.prefill is not None:
+        body["messages"].append({"role": "assistant", "content": request.prefill})
+        if deployment.kind == "openai_compatible":  # vLLM and friends: continue, not a new turn
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
     max_tokens = request.max_tokens or deployment.max_tokens
     if max_tokens is not None:
         # OpenAI itself wants max_completion_tokens (reasoning models reject max_tokens);

@@ -3,6 +3,7 @@
 Point any OpenAI client at ``http://HOST:PORT/v1``; the request's ``model`` names a route.
 ``--check`` validates the file and prints a summary without serving (exit 2 if it is invalid).
 SIGHUP (or ``POST /admin/reload``) reloads the file; SIGTERM/SIGINT drain and stop.
+``--workers N`` (or ``auto``) serves with N processes on the one port (router/sidecar/workers.py).
 ``--loop`` picks the event loop: uvloop when it is installed (``auto``, the default), else asyncio's.
 """
 
@@ -27,6 +28,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="auto",
         choices=["auto", "asyncio", "uvloop"],
         help="event loop (default auto: uvloop when it is installed, else asyncio's)",
+    )
+    parser.add_argument(
+        "--workers",
+        default="1",
+        metavar="N",
+        help="processes serving the port (default 1; auto = one per core): restarted if they die,"
+        " reloaded and drained together, one /metrics",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 

@@ -343,7 +343,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     state = _state(request)
-    body = generate_latest(state.metrics.registry)
+    body = generate_latest(state.metrics.scrape)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -376,6 +376,9 @@ async def admin_reload(request: web.Request) -> web.Response:
             },
             status=400,
         )
+    hook = _state(request).on_admin_reload
+    if hook is not None:
+        hook()
     return web.json_response({"status": "reloaded", "message": message})
 
 

@@ -15,6 +15,8 @@ errors_total                                model, kind               failed tri
 fallbacks_total                             route, from_model,        moves to the next model
                                             to_model
 retries_total                               route, model              another try on the same model
+stream_continuations_total                  route, outcome            streams cut after output began:
+                                                                      continued, failed, impossible
 tokens_total                                route, model, direction   input / output tokens
 cost_usd_total                              route, model              dollars, per try that had a price
 breaker_state                               model                     0 closed, 1 half-open, 2 open
@@ -31,6 +33,7 @@ config_reloads_total                        outcome                   reloads, o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -168,6 +171,12 @@ class Metrics:
         self.retries = Counter(
             "turnout_retries_total", "Retries on the same model", ["route", "model"], registry=r
         )
+        self.continuations = Counter(
+            "turnout_stream_continuations_total",
+            "Streams that failed after output began, by what became of them",
+            ["route", "outcome"],
+            registry=r,
+        )
         self.tokens = Counter("turnout_tokens_total", "Tokens", ["route", "model", "direction"], registry=r)
         self.cost = Counter("turnout_cost_usd_total", "Cost in US dollars", ["route", "model"], registry=r)
         self.breaker_changes = Counter(
@@ -176,7 +185,12 @@ class Metrics:
             ["model", "state"],
             registry=r,
         )
-        self.inflight = Gauge("turnout_sidecar_inflight_requests", "Requests being served", registry=r)
+        self.inflight = Gauge(
+            "turnout_sidecar_inflight_requests",
+            "Requests being served",
+            registry=r,
+            multiprocess_mode="livesum",  # --workers: the host's total, of workers alive
+        )
         self.rejections = Counter(
             "turnout_sidecar_rejections_total", "Requests the sidecar refused itself", ["reason"], registry=r
         )
@@ -190,6 +204,18 @@ class Metrics:
             "turnout_config_reloads_total", "Configuration reloads", ["outcome"], registry=r
         )
         r.register(_FromSnapshot(snapshot))
+        # What /metrics shows: this registry, or with `turnout serve --workers N` (prometheus-client's
+        # multiprocess mode) every worker's counters, histograms and gauges summed, plus this
+        # worker's scrape-time gauges (router/sidecar/workers.py).
+        self.scrape = r
+        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if path:
+            from prometheus_client import multiprocess
+
+            self.scrape = CollectorRegistry(auto_describe=True)
+            self.scrape.register(_Flush(self.flush))
+            multiprocess.MultiProcessCollector(self.scrape, path)
+            self.scrape.register(_FromSnapshot(snapshot))
         d = self._deferred
         self._requests = _Children(self.requests, d)
         self._duration = _Children(self.duration, d)
@@ -199,6 +225,7 @@ class Metrics:
         self._errors = _Children(self.errors, d)
         self._fallbacks = _Children(self.fallbacks, d)
         self._retries = _Children(self.retries, d)
+        self._continuations = _Children(self.continuations, d)
         self._tokens = _Children(self.tokens, d)
         self._cost = _Children(self.cost, d)
         self._breaker_changes = _Children(self.breaker_changes, d)
@@ -235,6 +262,8 @@ class Metrics:
         route, model = record.route, record.winner or "none"
         self._requests(route, model, record.outcome).inc()
         self._duration(route, model).observe(record.latency_s)
+        if record.continuation is not None:
+            self._continuations(route, record.continuation).inc()
         if len(record.attempts) == 1 and not record.streamed:  # one try: no retry, fallback, TTFT
             return
         last: str | None = None
@@ -243,7 +272,12 @@ class Metrics:
                 self._retries(route, attempt.model).inc()
             elif last is not None and attempt.model != last:
                 self._fallbacks(route, last, attempt.model).inc()
-            if record.streamed and attempt.outcome == "success" and attempt.ttft_s is not None:
+            if (
+                record.streamed
+                and attempt.ttft_s is not None
+                and attempt.continued_from is None  # a continuation's first token is not the stream's
+                and (attempt.outcome == "success" or record.continuation is not None)
+            ):
                 self._ttft(route, model).observe(attempt.ttft_s)
             last = attempt.model
 

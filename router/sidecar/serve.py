@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from typing import IO, Any
@@ -17,6 +19,16 @@ from router.sidecar.config import Loaded, load, summary
 from router.sidecar.errors import Scrubber
 from router.sidecar.server import SidecarServer
 from router.sidecar.state import STATE, Built, reload
+from router.sidecar.workers import (
+    WORKER_ENV,
+    Supervisor,
+    WorkerLink,
+    WorkerRole,
+    reuse_port_available,
+    split_between_workers,
+    worker_argv,
+    worker_count,
+)
 
 log = logging.getLogger("turnout.sidecar")
 
@@ -52,14 +64,15 @@ def audit_listener(loaded: Loaded) -> tuple[Any, AuditSink] | None:
     return AuditLogger(sink, redact=audit.redact), sink
 
 
-def make_factory(path: str, audit: Any | None) -> Any:
-    """A router factory that reads the file anew on each call (start-up and every reload)."""
+def make_factory(path: str, audit: Any | None, workers: int = 1) -> Any:
+    """A router factory that reads the file anew on each call (start-up and every reload); one of
+    ``workers`` processes without a shared store builds its share of the limits."""
     from router import Router
 
     def factory() -> Built:
         loaded = load(path)
         return Built(
-            router=Router(loaded.router),
+            router=Router(split_between_workers(loaded.router, workers)),
             secrets=loaded.secrets,
             listeners=(audit,) if audit is not None else (),
         )
@@ -67,22 +80,37 @@ def make_factory(path: str, audit: Any | None) -> Any:
     return factory
 
 
-async def serve(loaded: Loaded, host: str, port: int) -> int:
+async def serve(loaded: Loaded, host: str, port: int, role: WorkerRole | None = None) -> int:
     settings = loaded.settings
     audit = audit_listener(loaded)
-    app = create_app(settings, make_factory(loaded.source, audit[0] if audit else None))
-    server = await SidecarServer(app, host, port).start_server()
+    count = role.count if role is not None else 1
+    app = create_app(settings, make_factory(loaded.source, audit[0] if audit else None, count))
+    sock = None
+    if role is not None and role.listen_fd is not None:  # the supervisor's listening socket
+        sock = socket.socket(fileno=role.listen_fd)
+    reuse = role is not None and sock is None and reuse_port_available()
+    server = await SidecarServer(app, host, port, reuse_port=reuse, sock=sock).start_server()
     # Everything built so far (modules, pydantic models, price tables, the router) lives as long as
     # the process: frozen out of the collector's view, a full collection no longer walks it. One
     # took ~70 ms here, a pause that lands on whichever requests are in flight.
     gc.collect()
     gc.freeze()
-    print(f"turnout serve: listening on http://{host}:{server.port}/v1 (config {loaded.source})", flush=True)
-
     loop = asyncio.get_running_loop()
-    log.info("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
     stop = asyncio.Event()
     reloads: set[asyncio.Task[None]] = set()
+    if role is None:
+        print(
+            f"turnout serve: listening on http://{host}:{server.port}/v1 (config {loaded.source})", flush=True
+        )
+    else:  # the supervisor prints the address once all workers are up
+        link = WorkerLink(role)
+        link.watch(stop.set)  # the supervisor is gone: drain and stop
+        app[STATE].on_admin_reload = lambda: link.send("reloaded")
+        flusher = loop.create_task(_flush_metrics(app))
+        reloads.add(flusher)
+        link.send("ready")
+        log.info("worker %d of %d serving on %s:%d", role.index, role.count, host, server.port)
+    log.info("event loop: %s.%s", type(loop).__module__, type(loop).__qualname__)
 
     async def do_reload() -> None:
         ok, message = await reload(app)
@@ -101,6 +129,8 @@ async def serve(loaded: Loaded, host: str, port: int) -> int:
     finally:
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        for task in reloads:
+            task.cancel()
         state = app[STATE]
         state.ready = False  # /readyz says no while we drain
         log.info("draining %d request(s), up to %.1fs", state.active, settings.server.drain_timeout)
@@ -113,6 +143,14 @@ async def serve(loaded: Loaded, host: str, port: int) -> int:
             audit[1].close()
     print("turnout serve: stopped", flush=True)
     return 0
+
+
+async def _flush_metrics(app: Any, every: float = 1.0) -> None:
+    """A worker's metric updates go to the shared files each second, for its peers' scrapes."""
+    metrics = app[STATE].metrics
+    while True:
+        await asyncio.sleep(every)
+        metrics.flush()
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -144,6 +182,21 @@ def main(args: argparse.Namespace) -> int:
         return 0
     host = args.host or loaded.settings.server.host
     port = loaded.settings.server.port if args.port is None else args.port
+    role = WorkerRole.from_env()
+    os.environ.pop(WORKER_ENV, None)  # not inherited by anything this process starts
+    try:
+        workers = worker_count(str(getattr(args, "workers", "1")))
+    except ValueError as exc:
+        print(f"turnout serve: {exc}", file=sys.stderr)
+        return 2
+    if role is None and workers > 1:
+        supervisor = Supervisor(worker_argv(args), host, port, workers, loaded.settings.server.drain_timeout)
+        try:
+            supervisor.bind()
+        except OSError as exc:
+            print(f"turnout serve: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        return asyncio.run(supervisor.run())
     try:
         factory = loop_factory(getattr(args, "loop", "auto"))
     except ImportError:
@@ -152,7 +205,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         # asyncio.run() takes no loop factory before 3.12; a Runner does the same work.
         with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(serve(loaded, host, port))
+            return runner.run(serve(loaded, host, port, role))
     except OSError as exc:
         print(f"turnout serve: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

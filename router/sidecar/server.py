@@ -10,6 +10,7 @@ stack. It mirrors the parts of ``aiohttp.test_utils.TestServer`` the tests use (
 from __future__ import annotations
 
 import asyncio
+import socket
 from types import TracebackType
 from typing import Self
 
@@ -24,8 +25,19 @@ __all__ = ["SidecarServer"]
 
 
 class SidecarServer:
-    def __init__(self, app: web.Application, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 1024):
+    def __init__(
+        self,
+        app: web.Application,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        backlog: int = 1024,
+        reuse_port: bool = False,
+        sock: socket.socket | None = None,
+    ):
         self.app = app
+        self.reuse_port = reuse_port  # share the port with other processes (turnout serve --workers)
+        self.sock = sock  # a listening socket to serve on instead of binding one
         self.host = host
         self.port = port
         self.backlog = backlog
@@ -46,7 +58,12 @@ class SidecarServer:
         assert self.runner.server is not None
         self.front = Front(self.app[DISPATCH], self.runner.server, max_body=settings.max_body_bytes)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self.front, self.host, self.port, backlog=self.backlog)
+        if self.sock is not None:
+            self._server = await loop.create_server(self.front, sock=self.sock, backlog=self.backlog)
+        else:
+            self._server = await loop.create_server(
+                self.front, self.host, self.port, backlog=self.backlog, reuse_port=self.reuse_port or None
+            )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

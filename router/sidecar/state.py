@@ -49,6 +49,8 @@ class State:
     ready: bool = False
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     secrets: set[str] = field(default_factory=set)  # of every generation, so old ones stay scrubbed
+    # Called after POST /admin/reload succeeded (a worker tells its supervisor: the others follow).
+    on_admin_reload: Callable[[], None] | None = None
 
     def add_secrets(self, more: frozenset[str]) -> None:
         self.secrets |= more | set(self.settings.server.api_keys) | _webhook(self.settings)

@@ -33,6 +33,7 @@ from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec, S
 __all__ = ["RedisStore"]
 
 T = TypeVar("T")
+MAX_BATCH = 128  # admissions in one batch script: Redis runs a script alone, keep each one short
 SPEND_TTL_S = 40 * 86400  # longer than a month: a monthly budget's counter outlives its period
 
 # The token bucket, as router.ratelimit.RateLimiter and router.state.memory: shared by scripts.
@@ -81,26 +82,53 @@ local function acquire(key, now, rpm, tpm, tokens)
 end
 """
 
-# KEYS: bucket, breaker, probe. ARGV: now, rpm, tpm, tokens, probe ttl (ms), owner.
-_ADMIT = (
+# One admission: the breaker (open? half-open: the probe lease), then the buckets.
+# kb, kbr, kp: bucket, breaker, probe keys; ttl in ms. Returns the reply of one admission.
+_ADMIT_ONE = (
     _BUCKET
     + """
-local now = tonumber(ARGV[1])
-local u = tonumber(redis.call('HGET', KEYS[2], 'u'))
-local probe = 0
-if u then
-  if now < u then return {'open', fmt(u)} end
-  if not redis.call('SET', KEYS[3], ARGV[6], 'NX', 'PX', ARGV[5]) then
-    return {'probing', fmt(now + math.max(redis.call('PTTL', KEYS[3]), 0) / 1000)}
+local function admit(kb, kbr, kp, now, rpm, tpm, tokens, ttl, owner)
+  local u = tonumber(redis.call('HGET', kbr, 'u'))
+  local probe = 0
+  if u then
+    if now < u then return {'open', fmt(u)} end
+    if not redis.call('SET', kp, owner, 'NX', 'PX', ttl) then
+      return {'probing', fmt(now + math.max(redis.call('PTTL', kp), 0) / 1000)}
+    end
+    probe = 1
   end
-  probe = 1
+  local wait = acquire(kb, now, rpm, tpm, tokens)
+  if wait > 0 then
+    if probe == 1 then redis.call('DEL', kp) end
+    return {'wait', fmt(wait)}
+  end
+  return {'ok', '0', probe}
 end
-local wait = acquire(KEYS[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
-if wait > 0 then
-  if probe == 1 then redis.call('DEL', KEYS[3]) end
-  return {'wait', fmt(wait)}
+"""
+)
+
+# KEYS: bucket, breaker, probe. ARGV: now, rpm, tpm, tokens, probe ttl (ms), owner.
+_ADMIT = (
+    _ADMIT_ONE
+    + """
+return admit(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
+             tonumber(ARGV[4]), ARGV[5], ARGV[6])
+"""
+)
+
+# Several admissions of one deployment, in arrival order, as one script: each is decided exactly
+# as _ADMIT would one at a time (the same function), so the limits stay exact.
+# KEYS: bucket, breaker, probe. ARGV: n, then n times: now, rpm, tpm, tokens, probe ttl, owner.
+_ADMIT_MANY = (
+    _ADMIT_ONE
+    + """
+local out = {}
+for i = 0, tonumber(ARGV[1]) - 1 do
+  local a = 2 + i * 6
+  out[i + 1] = admit(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[a]), tonumber(ARGV[a + 1]),
+                     tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5])
 end
-return {'ok', '0', probe}
+return out
 """
 )
 
@@ -222,6 +250,17 @@ return total
 """
 
 
+def _admission(reply: Any) -> Admission:
+    verdict = reply[0]
+    if verdict == "ok":
+        return Admission("ok", probe=reply[2] == 1)
+    if verdict == "wait":
+        return Admission("wait", wait=float(reply[1]))
+    if verdict in ("open", "probing"):
+        return Admission(verdict, until=float(reply[1]))
+    raise StateStoreError(f"redis admit script replied {reply!r}")
+
+
 def _num(x: int | float | None) -> str:
     return "" if x is None else repr(float(x))
 
@@ -267,7 +306,11 @@ class RedisStore:
         self._success = reg(_SUCCESS)
         self._release = reg(_RELEASE)
         self._spend = reg(_SPEND)
+        self._admit_many = reg(_ADMIT_MANY)
         self._keys: dict[str, tuple[str, str, str, str]] = {}
+        # Admissions waiting for the one in flight of their deployment, and the tasks sending them.
+        self._riders: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[Any]]]] = {}
+        self._batches: set[asyncio.Task[None]] = set()
 
     def keys(self, key: str) -> tuple[str, str, str, str]:
         """``(bucket, breaker, fails, probe)`` keys of a deployment (cached: built once each)."""
@@ -308,28 +351,56 @@ class RedisStore:
         probe_ttl: float,
         owner: str,
     ) -> Admission:
+        args = (repr(now), limits.rpm or 0, limits.tpm or 0, tokens, max(1, int(probe_ttl * 1000)), owner)
+        riders = self._riders.get(key)
+        if riders is not None:  # one of this deployment's admissions is in flight: ride the next batch
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            riders.append((args, fut))
+            return _admission(await fut)
+        self._riders[key] = riders = []
+        try:
+            bucket, br, _, probe = self.keys(key)
+            reply = await self._call(self._admit(keys=(bucket, br, probe), args=args))
+        finally:
+            if riders:
+                task = asyncio.get_running_loop().create_task(self._send_batches(key, riders))
+                self._batches.add(task)
+                task.add_done_callback(self._batches.discard)
+            else:
+                del self._riders[key]
+        return _admission(reply)
+
+    async def _send_batches(self, key: str, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        """Send the admissions that arrived while one was in flight, as one script per round trip,
+        until none arrive meanwhile (then the next admission goes alone again)."""
         bucket, br, _, probe = self.keys(key)
-        reply = await self._call(
-            self._admit(
-                keys=(bucket, br, probe),
-                args=(
-                    repr(now),
-                    limits.rpm or 0,
-                    limits.tpm or 0,
-                    tokens,
-                    max(1, int(probe_ttl * 1000)),
-                    owner,
-                ),
-            )
-        )
-        verdict = reply[0]
-        if verdict == "ok":
-            return Admission("ok", probe=reply[2] == 1)
-        if verdict == "wait":
-            return Admission("wait", wait=float(reply[1]))
-        if verdict in ("open", "probing"):
-            return Admission(verdict, until=float(reply[1]))
-        raise StateStoreError(f"redis admit script replied {reply!r}")
+        while batch:
+            batch, rest = batch[:MAX_BATCH], batch[MAX_BATCH:]
+            self._riders[key] = nxt = rest
+            flat = [x for args, _ in batch for x in args]
+            try:
+                replies = await self._call(
+                    self._admit_many(keys=(bucket, br, probe), args=(len(batch), *flat))
+                )
+                if not isinstance(replies, list) or len(replies) != len(batch):
+                    raise StateStoreError(f"redis batch admit script replied {replies!r}")
+            except BaseException as exc:
+                error = exc if isinstance(exc, StateStoreError) else StateStoreError(f"redis admit: {exc!r}")
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(error)
+                if not isinstance(exc, Exception):  # cancelled (the store closes): nobody is left waiting
+                    for _, fut in nxt:
+                        if not fut.done():
+                            fut.set_exception(error)
+                    del self._riders[key]
+                    raise
+            else:
+                for (_, fut), reply in zip(batch, replies, strict=True):
+                    if not fut.done():
+                        fut.set_result(reply)
+            batch = nxt
+        del self._riders[key]
 
     async def acquire(self, key: str, limits: BucketSpec, tokens: int, now: float) -> float:
         reply = await self._call(
@@ -426,6 +497,8 @@ class RedisStore:
         await self._call(self._r.ping())
 
     async def aclose(self) -> None:
+        for task in list(self._batches):
+            task.cancel()
         try:
             await self._r.aclose()
         except Exception:  # closing a connection to a dead server must not fail shutdown

@@ -124,13 +124,47 @@ async def test_fallback_to_anthropic_when_openai_fails() -> None:
 async def test_stream_cut_after_output_ends_with_an_error_event() -> None:
     cut = rule("cut", "cut", params={"after_tokens": 3}, match={"provider": ["openai"]})
     async with stack(cut) as (server, _), client(server) as c:
-        stream = await c.chat.completions.create(model="main", messages=MSG, stream=True)
+        # OpenAI's API cannot continue a cut answer, and "solo" has nothing else: an error event.
+        stream = await c.chat.completions.create(model="solo", messages=MSG, stream=True)
         got: list[str] = []
         with pytest.raises(openai.APIError) as info:
             async for ch in stream:
                 got.append(ch.choices[0].delta.content or "")
     assert "".join(got)  # output had begun: no silent failover, no silent end
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "stream_cut"
+
+
+async def test_a_stream_cut_mid_answer_reaches_the_sdk_as_one_whole_answer() -> None:
+    cut = rule(  # the first stream of each of the two requests is cut; their continuations are not
+        "cut",
+        "cut",
+        params={"after_tokens": 4},
+        match={"provider": ["anthropic"]},
+        when={"sequence": "fail 1, pass 1, fail 1, pass 1", "sequence_repeat": False},
+    )
+    async with stack(cut) as (server, _), client(server) as c:
+        stream = await c.chat.completions.create(
+            model="claude", messages=MSG, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [ch async for ch in stream]  # the SDK raises on an error event: none came
+        body = {"model": "claude", "messages": MSG, "stream": True}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(server.make_url("/v1/chat/completions"), json=body) as r,
+        ):
+            raw = (await r.read()).decode()
+        whole = await c.chat.completions.create(model="claude", messages=MSG)  # no fault left
+        text = await metrics_text(server)
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert streamed == whole.choices[0].message.content  # the mock is deterministic: nothing lost or doubled
+    assert (
+        len({ch.id for ch in chunks}) == 1
+        and [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == "stop"
+    )
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens >= whole.usage.completion_tokens  # type: ignore[union-attr]
+    assert raw.count("data: [DONE]") == 1 and '"error"' not in raw
+    assert 'turnout_stream_continuations_total{outcome="continued",route="claude"} 2.0' in text
 
 
 async def test_everything_rate_limited_is_429_with_retry_after() -> None:

@@ -7,6 +7,7 @@ from html import escape
 from chaos.drill.report import plots
 from chaos.drill.report.summary import (
     attempt_counts,
+    continuation_line,
     fault_counts,
     fmt_pct,
     fmt_s,
@@ -105,6 +106,8 @@ def render(result: DrillResult) -> str:
         else "<p>No breaker changed state.</p>"
     )
     outcomes = ", ".join(f"{escape(k)}: {v}" for k, v in sorted(outcome_counts(obs).items()))
+    line = continuation_line(obs)
+    continued = f"\n<p>{escape(line)}.</p>" if line is not None else ""
     desc = f'<p class="desc">{escape(" ".join(spec.description.split()))}</p>' if spec.description else ""
     totals = ", ".join(f"{escape(k)} {v}" for k, v in obs.totals.items())
     title = f"Drill {escape(spec.name)}: {'passed' if ok else 'FAILED'}"
@@ -123,7 +126,7 @@ def render(result: DrillResult) -> str:
 <div class="plot" id="latency">{plots.latency_distribution(obs)}</div>
 <h2>Traffic by phase</h2>
 {phases}
-<p>Outcomes: {outcomes}.</p>
+<p>Outcomes: {outcomes}.</p>{continued}
 <p>Counted by each side: {totals}.</p>
 <h2>Faults injected</h2>
 {faults_html}

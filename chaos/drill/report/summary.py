@@ -60,6 +60,20 @@ def attempt_counts(obs: Observations) -> dict[str, Counter[str]]:
     return dict(sorted(out.items()))
 
 
+def continuation_line(obs: Observations) -> str | None:
+    """How many streams were continued after a mid-stream failure, and how they ended; None if none."""
+    continued = [r for r in obs.requests if any(a.continued_from is not None for a in r.attempts)]
+    if not continued:
+        return None
+    ok = sum(r.ok for r in continued)
+    whole = sum(r.ok and r.complete is True for r in continued)
+    carried = sorted(a.continued_from for r in continued for a in r.attempts if a.continued_from is not None)
+    return (
+        f"Continued streams: {len(continued)} ({ok} answered, {whole} of them checked whole against the "
+        f"mock); characters carried over: median {carried[len(carried) // 2]}, max {carried[-1]}"
+    )
+
+
 def outcome_counts(obs: Observations) -> Counter[str]:
     return Counter(r.outcome if r.outcome != "error" else f"error ({r.error_kind})" for r in obs.requests)
 

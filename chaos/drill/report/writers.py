@@ -11,6 +11,7 @@ from typing import Any
 
 from chaos.drill.report.summary import (
     attempt_counts,
+    continuation_line,
     fault_counts,
     fmt_pct,
     fmt_s,
@@ -157,6 +158,9 @@ def write_markdown(result: DrillResult, report: str | None = None) -> str:
     )
     outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(outcome_counts(obs).items()))
     out += ["", f"Outcomes: {outcomes}.", ""]
+    continued = continuation_line(obs)
+    if continued is not None:
+        out += [f"{continued}.", ""]
     faults = fault_counts(obs)
     if faults:
         out += ["## Faults injected", "", *_table(["rule", "fault", "upstream requests"], faults), ""]

@@ -119,3 +119,20 @@ def test_plots_of_an_empty_drill() -> None:
 
     assert plots.timeline(obs([])).startswith("<svg")
     assert "no data" in plots.latency_distribution(obs([]))
+
+
+def test_the_summary_counts_continued_streams() -> None:
+    from chaos.drill.report.summary import continuation_line
+
+    plain, continued, failed = req(1), req(2), req(3, outcome="error")
+    plain.attempts = [attempt("claude-haiku")]
+    continued.attempts = [attempt("claude-haiku", "error"), attempt("claude-haiku")]
+    continued.attempts[1].continued_from = 40
+    continued.complete = True
+    failed.attempts = [attempt("claude-haiku", "error"), attempt("claude-spare", "error")]
+    failed.attempts[1].continued_from = 12
+    assert continuation_line(obs([plain])) is None
+    line = continuation_line(obs([plain, continued, failed]))
+    assert line is not None
+    assert line.startswith("Continued streams: 2 (1 answered, 1 of them checked whole")
+    assert line.endswith("median 40, max 40")
