@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.help_sweep:
         return subprocess.call([sys.executable, "-m", "locust", "-f", str(SWEEP_FILE), "--help"])
     rest = [a for a in args.passthrough if a != "--"]
+    # the reports quote the command the user typed, not the Locust command line it became
+    os.environ["TURNOUT_SWEEP_COMMAND"] = shlex.join(["turnout", "sweep", *sys.argv[2:]])
     if args.workers < 0:
         print("turnout sweep: --workers must be 0 or more", file=sys.stderr)
         return 2

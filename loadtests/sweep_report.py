@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 import platform
 import sys
 import time
@@ -49,7 +50,7 @@ def summarize(
         "title": config.title,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "elapsed_s": round(time.time() - started, 1),
-        "command": " ".join(sys.argv),
+        "command": os.environ.get("TURNOUT_SWEEP_COMMAND") or " ".join(sys.argv),
         "python": platform.python_version(),
         "host": host,
         "mode": mode,
@@ -148,11 +149,15 @@ def plots(summary: dict[str, Any]) -> str:
             **{f"TTFT {k}": v for k, v in slo_cfg["ttft_ms"].items()},
         }.items():
             ax_l.axhline(value, color=_BROKE, lw=0.7, ls="--")
-            ax_l.annotate(f"SLO {name}", (0, value), fontsize=7, color=_BROKE, va="bottom")
-        ax_l.set_ylabel("milliseconds")
-        ax_l.set_yscale("symlog", linthresh=10)
+            ax_l.annotate(
+                f"SLO {name}", (1.0, value), xycoords=("axes fraction", "data"), fontsize=7, color=_BROKE,
+                va="center", xytext=(4, 0), textcoords="offset points",
+            )  # fmt: skip
+        ax_l.set_ylabel("milliseconds (log)")
+        ax_l.set_yscale("log")
+        ax_l.set_ylim(bottom=1)
         ax_l.set_title("latency and time to first token vs offered load")
-        ax_l.legend(loc="upper left", frameon=False, ncol=2)
+        ax_l.legend(loc="lower right", frameon=False, ncol=2)
         ax_c.bar(
             xs,
             [s["fallback_share"] * 100 for s in steps],
@@ -171,7 +176,7 @@ def plots(summary: dict[str, Any]) -> str:
         ax_cost.set_ylabel("$ / hour")
         ax_cost.set_ylim(bottom=0)
         ax_c.legend(loc="upper left", frameon=False)
-        ax_cost.legend(loc="upper right", frameon=False)
+        ax_cost.legend(loc="lower right", frameon=False)
         for ax in (ax_t, ax_l, ax_c):
             if knee:
                 ax.axvline(knee, color=_HELD, lw=1, alpha=0.6)
