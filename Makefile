@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest drills bench clean
+.PHONY: setup demo test lint typecheck pytest drills user-project bench clean
 
 $(BIN)/turnout: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ drills: setup
 	$(BIN)/turnout drill chaos/drills/*.yaml --quick --no-progress --out drill-reports
 
 test: lint typecheck drills pytest
+
+# turnout as a user installs it: a fresh virtualenv outside the repository, the README's
+# in-process test file, pytest (CI runs this after `make test`)
+user-project:
+	PYTHON=$(PYTHON) bash .ci/user-project
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -8,7 +8,9 @@ rpm and tpm limits, so the admission script really runs both buckets.
 
 It prints throughput, latency and client CPU per request for both, the ratio redis/memory, and
 the raw cost of one admission: the local objects, ``MemoryStore.admit`` and ``RedisStore.admit``
-(one at a time, and at the same concurrency).
+(one at a time, and at the same concurrency). Last, the time an ejection takes to reach every
+replica: three routers sharing the store under traffic, the provider made to fail (``/_chaos/``),
+from the first replica's ejection to the last one's.
 
     .venv/bin/python bench/bench_state.py [--rounds 4] [--requests 3000] [--concurrency 32]
 """
@@ -121,9 +123,104 @@ async def _raw(args: argparse.Namespace, redis_url: str) -> None:
     print(f"  ratio RedisStore/local objects per admission: {results['redis'] / local:.0f}x")
 
 
+class _Ejections:
+    """A router listener noting when replica ``i`` first ejected gpt; ``all`` is set at 3."""
+
+    def __init__(self, opened: dict[int, float], i: int, every: asyncio.Event) -> None:
+        self.opened, self.i, self.every = opened, i, every
+
+    def on_breaker_change(self, model: str, old: str, new: str) -> None:
+        if model == "gpt" and new == "open" and self.i not in self.opened:
+            self.opened[self.i] = time.perf_counter()
+            if len(self.opened) == 3:
+                self.every.set()
+
+    def on_attempt(self, route: str, record: Any) -> None:
+        return None
+
+    def on_request(self, record: Any) -> None:
+        return None
+
+
+async def _one_outage(http: Any, base: str, cfg: Any, request: Any) -> dict[int, float]:
+    from router import Router
+
+    opened: dict[int, float] = {}
+    every, stop = asyncio.Event(), asyncio.Event()
+    routers = [Router(cfg, listeners=[_Ejections(opened, i, every)]) for i in range(3)]
+
+    async def loop(r: Router) -> None:
+        while not stop.is_set():
+            await r.complete(request)
+
+    tasks = [asyncio.create_task(loop(r)) for r in routers for _ in range(4)]
+    try:
+        await asyncio.sleep(0.5)
+        rule = {"name": "down", "fault": "server_error", "params": {"status": 503}}
+        rule["match"] = {"provider": "openai"}
+        async with http.post(f"{base}/_chaos/rules", json=rule) as resp:
+            resp.raise_for_status()
+        await asyncio.wait_for(every.wait(), 30)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        async with http.delete(f"{base}/_chaos/rules"):
+            pass
+        for r in routers:
+            await r.aclose()
+    return opened
+
+
+async def _propagation(args: argparse.Namespace, base: str, redis_url: str) -> None:
+    """Three replicas (routers with their own store) under traffic; the provider goes down: the
+    time from the first replica's ejection to the last replica's (each ejects on its own failures
+    or on the shared ejection it reads at its next admission, whichever comes first)."""
+    import aiohttp
+
+    from router import ChatRequest, Message, parse_config
+
+    print(f"\n== ejection reaching every replica: 3 replicas x c=4, {args.trials} outages ==")
+    request = ChatRequest(model="chat", messages=[Message("user", PROMPT)])
+    spreads: list[float] = []
+    async with aiohttp.ClientSession() as http:
+        for trial in range(args.trials):
+            cfg = parse_config(
+                {
+                    "providers": {
+                        "openai": {"kind": "openai", "base_url": f"{base}/openai/v1", "api_key": "sk-b"},
+                        "mistral": {"kind": "mistral", "base_url": f"{base}/mistral", "api_key": "m-b"},
+                    },
+                    "models": {
+                        "gpt": {"provider": "openai", "model": "gpt-4o-mini"},
+                        "mis": {"provider": "mistral", "model": "mistral-small-latest"},
+                    },
+                    "routes": {"chat": {"chain": ["gpt", "mis"]}},
+                    "defaults": {"retries": 0},
+                    "state": {
+                        "backend": "redis",
+                        "url": redis_url,
+                        "prefix": f"eject{trial}",
+                        "timeout": "1s",
+                    },
+                }
+            )
+            opened = await _one_outage(http, base, cfg, request)
+            times = sorted(opened.values())
+            spreads.append(times[-1] - times[0])
+            print(
+                f"  outage {trial + 1}: every replica ejected within {spreads[-1] * 1e3:.2f} ms of the first"
+            )
+    print(
+        f"  first to last ejection: median {statistics.median(spreads) * 1e3:.2f} ms,"
+        f" max {max(spreads) * 1e3:.2f} ms"
+    )
+
+
 async def _main(args: argparse.Namespace, base: str, redis_url: str) -> None:
     await _routers(args, base, redis_url)
     await _raw(args, redis_url)
+    if args.trials:
+        await _propagation(args, base, redis_url)
 
 
 def main() -> int:
@@ -132,6 +229,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000, help="requests per round")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--ops", type=int, default=5000, help="operations for the raw admission cost")
+    parser.add_argument("--trials", type=int, default=5, help="outages for the ejection time (0: none)")
     args = parser.parse_args()
     redis_bin = shutil.which("redis-server")
     if redis_bin is None:

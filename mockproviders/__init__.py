@@ -5,12 +5,13 @@ Public API (imported lazily, so ``turnout --help`` stays fast)::
     MockCore(config=None, *, seed=None, clock=None, interceptors=())   # the request-handling core
     create_app(config=None, *, seed=None, interceptors=(), clock=None, core=None)  # aiohttp app
     MockServer(config=None, *, seed=None, ..., host="127.0.0.1", port=0)           # app on a socket
-    MockTransport(core) / mock_providers(core=None, ...)   # in process: httpx2 transport / respx
+    MockTransport(core) / mock_providers(core=None, ...)   # in process: a transport / the real hosts
     MockConfig, load_config(path), parse_config(data)      # the YAML configuration
     error_response(provider, status, kind=None, message=None, ...)  # provider error shapes
     Journal, JournalEntry, FakeClock, SystemClock
 
-Pytest fixtures: ``pytest_plugins = ["mockproviders.pytest_plugin"]``.
+Pytest fixtures (``mock_providers``, ``mock_journal``, ``mock_chaos``, ``mock_server``, ...) load
+automatically once turnout is installed: see :mod:`mockproviders.pytest_plugin`.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ Two ways in:
 
   Requests to the real API hosts (``https://api.openai.com/v1`` …) or to any host with a
   ``/openai``, ``/anthropic`` or ``/mistral`` path prefix reach the matching provider.
-- :func:`mock_providers`, a context manager that routes the three providers' base URLs through
-  respx, so SDK clients constructed normally (no ``http_client``) are intercepted. respx patches
-  ``httpx``; the SDKs use httpx2, so this calls ``httpx2.alias_httpx()`` first, which must
-  happen before anything imports the real ``httpx``.
+- :func:`mock_providers`, a context manager that answers the three providers' base URLs (the
+  real API hosts by default) in process, so SDK clients constructed normally (no
+  ``http_client``) reach the mock; other hosts are untouched. It patches the default httpx2 (and
+  httpx) transports, see :mod:`mockproviders.intercept` for how and why.
 
 Transport faults: :class:`~mockproviders._types.AbortConnection` becomes ``httpx2.ReadError``
 ("reset") or ``httpx2.RemoteProtocolError`` ("close"), as httpcore reports them on a socket;
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -122,7 +121,16 @@ class MockTransport(httpx2.AsyncBaseTransport, httpx2.BaseTransport):
             mounts.append((url, provider))
         self._mounts = sorted(mounts, key=lambda m: -len(m[0]))
         self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    def provider_for(self, url: str) -> str | None:
+        """The provider whose base URL ``url`` is under, or None."""
+        full = url.split("?", 1)[0].split("#", 1)[0]
+        for prefix, provider in self._mounts:
+            if full.startswith(prefix) and (len(full) == len(prefix) or full[len(prefix)] == "/"):
+                return provider
+        return None
 
     def mock_path(self, url: httpx2.URL) -> str:
         """The core's path for ``url``: ``/<provider>/<provider-relative path>``."""
@@ -174,8 +182,9 @@ class MockTransport(httpx2.AsyncBaseTransport, httpx2.BaseTransport):
         with self._lock:
             if self._thread_loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="mockproviders-sync", daemon=True).start()
-                self._thread_loop = loop
+                thread = threading.Thread(target=loop.run_forever, name="mockproviders-sync", daemon=True)
+                thread.start()
+                self._thread_loop, self._thread = loop, thread
         return asyncio.run_coroutine_threadsafe(coro, self._thread_loop).result()
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -193,9 +202,13 @@ class MockTransport(httpx2.AsyncBaseTransport, httpx2.BaseTransport):
         )
 
     def close(self) -> None:
-        loop, self._thread_loop = self._thread_loop, None
-        if loop is not None:
+        with self._lock:
+            loop, self._thread_loop = self._thread_loop, None
+            thread, self._thread = self._thread, None
+        if loop is not None and thread is not None:
             loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
 
     async def aclose(self) -> None:
         self.close()
@@ -203,31 +216,15 @@ class MockTransport(httpx2.AsyncBaseTransport, httpx2.BaseTransport):
 
 @dataclass
 class InProcessMock:
-    """What :func:`mock_providers` yields: the core, its journal, and the respx router."""
+    """What :func:`mock_providers` yields: the core, its journal and the transport answering."""
 
     core: MockCore
     transport: MockTransport
-    router: Any  # respx.MockRouter
+    base_urls: dict[str, str]
 
     @property
     def journal(self) -> Journal:
         return self.core.journal
-
-
-def require_httpx_alias() -> None:
-    """Make ``httpx`` resolve to httpx2 (for respx), or say clearly why it cannot."""
-    existing = sys.modules.get("httpx")
-    if existing is not None and existing is not httpx2:
-        raise RuntimeError(
-            "mockproviders' respx mode needs `import httpx` to resolve to httpx2, but the real httpx "
-            "was imported first. Call `httpx2.alias_httpx()` before anything imports httpx or respx "
-            "(in tests: at the top of conftest.py), or give the SDK client an httpx2 client whose transport "
-            "is MockTransport(core)."
-        )
-    try:
-        httpx2.alias_httpx()
-    except RuntimeError as exc:
-        raise RuntimeError(f"mockproviders' respx mode: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -237,33 +234,21 @@ def mock_providers(
     config: MockConfig | None = None,
     seed: int | None = None,
     base_urls: Mapping[str, str] | None = None,
-    assert_all_mocked: bool = True,
 ) -> Iterator[InProcessMock]:
-    """Intercept the three providers' base URLs (real ones by default) with respx.
+    """Answer the providers' base URLs (the real ones by default) from ``core`` in this process.
 
-    SDK clients made inside the block, with no ``http_client`` of their own, reach the mock.
-    Requests to other hosts fail (``assert_all_mocked``) rather than leave the process.
+    Any httpx2 or httpx client with the default transport reaches the mock, however and whenever
+    it was made; requests to other URLs go on as before. ``base_urls`` adds or replaces a
+    provider's URL (e.g. ``{"openai": "https://gateway.example/openai/v1"}``).
     """
-    require_httpx_alias()
-    import respx
+    from mockproviders.intercept import Interception
 
     if core is None:
         core = MockCore(config, seed=seed)
     transport = MockTransport(core, base_urls=base_urls)
     urls = {**DEFAULT_BASE_URLS, **(base_urls or {})}
-
-    def side_effect(request: httpx2.Request) -> Any:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return transport.handle_request(request)  # a sync client outside any event loop
-        return transport.handle_async_request(request)
-
-    router = respx.mock(assert_all_called=False, assert_all_mocked=assert_all_mocked)
-    for url in urls.values():
-        router.route(url__startswith=url.rstrip("/")).mock(side_effect=side_effect)
     try:
-        with router:
-            yield InProcessMock(core=core, transport=transport, router=router)
+        with Interception(transport):
+            yield InProcessMock(core=core, transport=transport, base_urls=urls)
     finally:
         transport.close()

@@ -1,10 +1,2 @@
-"""Test-wide set-up.
-
-The official SDKs (openai, anthropic, mistralai) are built on httpx2. respx patches ``httpx``,
-so ``httpx`` is aliased to httpx2 here, before anything imports respx (its own pytest plugin is
-disabled in pyproject.toml for that reason).
-"""
-
-import httpx2
-
-httpx2.alias_httpx()
+"""Test-wide set-up: nothing. The mock providers' fixtures come from turnout's own pytest plugin
+(the ``pytest11`` entry point), exactly as in a user's project, and respx's plugin stays on."""

@@ -13,7 +13,13 @@ hash tag, so all keys of one deployment live in one slot and one script may touc
                                         the window
 ``P:probe:{K}``                string   the half-open probe lease (owner), ``SET NX PX``
 ``P:spend:{K}:<period start>`` string   a budget's spend (``INCRBYFLOAT``); TTL 40 days
+``P:replicas``                 zset     live replicas: owner -> last heartbeat (server ms)
 =============================  =======  =====================================================
+
+Admission, the one call on the request path, is batched per deployment: while one admission is in
+flight, those that arrive meanwhile queue, and all of them go in the next round trip as one script
+that decides each exactly as alone, in arrival order. At one request at a time nothing changes; at
+32 concurrent requests one round trip and one redis-py command serve many admissions.
 
 Scripts are sent with EVALSHA (redis-py's ``Script`` loads them again after a server restart
 empties its script cache). Times are wall-clock epoch seconds passed by the caller, so the
@@ -242,6 +248,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: replicas. ARGV: owner, ttl ms. The server's clock, so replicas on other hosts agree.
+_HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[1], ttl * 2)
+return redis.call('ZCARD', KEYS[1])
+"""
+
 # KEYS: spend. ARGV: amount, ttl s.
 _SPEND = """
 local total = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
@@ -307,6 +324,7 @@ class RedisStore:
         self._release = reg(_RELEASE)
         self._spend = reg(_SPEND)
         self._admit_many = reg(_ADMIT_MANY)
+        self._heartbeat = reg(_HEARTBEAT)
         self._keys: dict[str, tuple[str, str, str, str]] = {}
         # Admissions waiting for the one in flight of their deployment, and the tasks sending them.
         self._riders: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[Any]]]] = {}
@@ -492,6 +510,17 @@ class RedisStore:
     async def get_spend(self, key: str, period_start: int) -> float:
         raw = await self._call(self._r.get(self._spend_key(key, period_start)))
         return 0.0 if raw is None else float(raw)
+
+    # --- replicas --------------------------------------------------------------------------------
+
+    async def heartbeat(self, owner: str, ttl: float) -> int:
+        """Say ``owner`` is alive (for ``ttl`` seconds); the number of replicas alive now."""
+        key = f"{self.prefix}:replicas"
+        return int(await self._call(self._heartbeat(keys=(key,), args=(owner, max(1, int(ttl * 1000))))))
+
+    async def leave(self, owner: str) -> None:
+        """``owner`` stops: the others count it out at once."""
+        await self._call(self._r.zrem(f"{self.prefix}:replicas", owner))
 
     async def ping(self) -> None:
         await self._call(self._r.ping())

@@ -9,6 +9,11 @@ the primary: deployments use their local breaker and limiter (:mod:`router.state
 store's own methods (budgets) use an in-memory fallback. When the primary is back, local breakers
 that are open are written to it, and shared state is authoritative again.
 
+Replicas say they are alive every second (a heartbeat the primary keeps, :data:`LIVE_TTL_S`), so
+each knows how many share the limits. While the primary is down, each replica enforces its share
+of every deployment's rpm and tpm (1/N for the N replicas alive at the last heartbeat) instead of
+the whole, so N replicas together stay within the limit; the whole limit returns with the primary.
+
 Writes that need no answer (a failure to count, a refund, a provider's headers) go through one
 ordered queue drained by a background task, so the request path never waits for them.
 """
@@ -39,6 +44,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 MAX_PENDING = 10_000  # queued writes beyond this are dropped (counted): memory stays bounded
+HEARTBEAT_S = 1.0  # each replica says it is alive this often (a Redis sorted set)...
+LIVE_TTL_S = 3.0  # ...and counts as gone this long after its last heartbeat
 
 
 class ResilientStore:
@@ -65,12 +72,20 @@ class ResilientStore:
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.deployments: list[SharedDeployment] = []
+        self.live_replicas = 1  # replicas alive at the last heartbeat, this one included
+        self._beat: asyncio.Task[None] | None = None
         self._pending: deque[tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]] = deque()
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._reconnect: asyncio.Task[None] | None = None
         self._closed = False
+        try:  # built inside a running loop (the sidecar's start-up): say so to the others now
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            self.start()
 
     # --- health ----------------------------------------------------------------------------------
 
@@ -81,10 +96,15 @@ class ResilientStore:
             return
         self.up = False
         self.outages += 1
+        share = self.live_replicas
+        for dep in self.deployments:  # N replicas that each took the whole limit would send N times it
+            dep.limiter.share(share)
         log.warning(
             "state store unreachable; serving on local state until it is back",
             store=repr(self.primary),
             error=str(exc),
+            replicas=share,
+            limits=f"1/{share} of each rpm/tpm here" if share > 1 else "whole",
         )
         if not self._closed and (self._reconnect is None or self._reconnect.done()):
             self._reconnect = asyncio.get_running_loop().create_task(self._reconnect_loop())
@@ -102,11 +122,40 @@ class ResilientStore:
             self.up = True
             log.info("state store reachable again; shared state resumed", store=repr(self.primary))
             for dep in self.deployments:
+                dep.limiter.share(1)
                 dep.resync()
+            await self.beat()
             return
+
+    # --- replicas ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the heartbeat (needs a running loop; done at the first call if not before)."""
+        if self._beat is None and not self._closed and hasattr(self.primary, "heartbeat"):
+            self._beat = asyncio.get_running_loop().create_task(self._beat_loop())
+
+    async def beat(self) -> None:
+        """One heartbeat now: say this replica is alive and learn how many are."""
+        heartbeat = getattr(self.primary, "heartbeat", None)
+        if heartbeat is None or not self.up:
+            return
+        try:
+            self.live_replicas = max(1, await heartbeat(self.owner, LIVE_TTL_S))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed(exc)
+
+    async def _beat_loop(self) -> None:
+        # Real time, as the reconnect loop: it paces network calls, it is not a policy.
+        while not self._closed:
+            await self.beat()
+            await asyncio.sleep(HEARTBEAT_S)
 
     async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T | None:
         """``await fn(*args)`` on the primary if it is up; None if it is down or fails now."""
+        if self._beat is None:
+            self.start()
         if not self.up:
             return None
         try:
@@ -163,6 +212,7 @@ class ResilientStore:
             "outages": self.outages,
             "dropped_writes": self.dropped,
             "pending_writes": len(self._pending),
+            "live_replicas": self.live_replicas,
         }
 
     # --- StateStore: the primary, else the in-memory fallback -----------------------------------
@@ -234,7 +284,13 @@ class ResilientStore:
         self._closed = True
         if self._wake is not None:
             self._wake.set()  # the writer ends at its next turn (a client may swallow a cancel)
-        for task in (self._writer, self._reconnect):
+        leave = getattr(self.primary, "leave", None)
+        if self.up and leave is not None and self._beat is not None:
+            try:
+                await leave(self.owner)  # the others count this replica out at once
+            except Exception:
+                pass
+        for task in (self._writer, self._reconnect, self._beat):
             if task is not None and not task.done():
                 task.cancel()
                 try:

@@ -1,5 +1,5 @@
 """Fixtures for the mock's tests: the plugin's fixtures, and ``sdk``, the three official SDK
-clients pointed at the mock through each front end (socket, respx, httpx2 transport)."""
+clients pointed at the mock through each front end (socket, in-process interception, httpx2 transport)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ mock_core = _plugin.mock_core
 mock_server = _plugin.mock_server
 mock_transport = _plugin.mock_transport
 
-MODES = ("server", "respx", "transport")
+MODES = ("server", "intercept", "transport")
 
 
 @pytest_asyncio.fixture(params=MODES)
@@ -35,7 +35,7 @@ async def sdk(request: pytest.FixtureRequest, mock_core: MockCore) -> AsyncItera
             server = await stack.enter_async_context(MockServer(app=create_app(core=mock_core)))
             urls = server.base_urls
             http = await stack.enter_async_context(httpx2.AsyncClient())
-        elif mode == "respx":
+        elif mode == "intercept":
             stack.enter_context(mock_providers(mock_core))
             urls = {
                 "openai": "https://api.openai.com/v1",

@@ -21,7 +21,7 @@ Clients = tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic, Mistral]
 class SDK:
     """The three SDK clients, all talking to ``core``; ``http`` is a raw client for odd requests.
 
-    ``mode`` is the front end: ``server`` (a socket), ``respx`` (the real API hosts intercepted)
+    ``mode`` is the front end: ``server`` (a socket), ``intercept`` (the real API hosts answered in process)
     or ``transport`` (an httpx2 client on :class:`~mockproviders.inprocess.MockTransport`).
     """
 

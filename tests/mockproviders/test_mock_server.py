@@ -1,15 +1,12 @@
-"""The aiohttp front end's own routes and transport behaviour, and the respx mode's guard."""
+"""The aiohttp front end's own routes and transport behaviour."""
 
 from __future__ import annotations
-
-import sys
 
 import httpx2
 import openai
 import pytest
 
 from mockproviders._types import Handler, MockRequest, MockResponse
-from mockproviders.inprocess import require_httpx_alias
 from mockproviders.server import MockServer
 
 HI = [{"role": "user", "content": "Hello there"}]
@@ -52,9 +49,3 @@ async def test_hold_on_a_socket_lasts_until_the_client_leaves(mock_server: MockS
     ) as client:
         with pytest.raises(openai.APITimeoutError):
             await client.chat.completions.create(model="gpt-4o", messages=HI, timeout=0.2)  # type: ignore[arg-type]
-
-
-def test_respx_mode_refuses_the_real_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "httpx", object())  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="real httpx was imported first"):
-        require_httpx_alias()

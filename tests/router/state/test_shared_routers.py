@@ -185,3 +185,38 @@ async def test_redis_killed_and_restarted_mid_traffic_loses_no_request(
         assert len(warnings) == 2  # one per replica per outage, not one per request
         assert "local state" in warnings[0]["event"]
         assert any("resumed" in e["event"] for e in logs)
+
+
+async def test_while_redis_is_down_replicas_split_the_limit_by_those_alive(
+    own_redis: RedisServer, pair: PairFactory
+) -> None:
+    async with pair(own_redis.url, rpm=10) as p:
+        sa, sb = p.store(p.a), p.store(p.b)
+        await sa.beat()
+        await sb.beat()
+        await sa.beat()
+        assert (sa.live_replicas, sb.live_replicas) == (2, 2)
+        assert sa.snapshot()["live_replicas"] == 2
+        own_redis.kill()
+        got = await outcomes([p.a] * 10 + [p.b] * 10)  # the first calls find Redis gone: local state
+        assert not sa.up and not sb.up
+        assert got.count("ok") == 10  # 5 each (the other 5 wait for their share), not 10 each
+        assert p.seen() == 10
+        assert p.a.snapshot()["deployments"]["gpt"]["limiter"]["rpm"] == 5
+
+        own_redis.start()
+        await wait_for(lambda: sa.up and sb.up)
+        assert p.a.snapshot()["deployments"]["gpt"]["limiter"]["rpm"] == 10  # shared truth again
+        # Redis came back empty: its bucket is full, so the shared limit admits 10 more in all
+        got = await outcomes([p.a, p.b] * 10)
+        assert got.count("ok") == 10
+
+
+async def test_a_replica_that_stops_is_counted_out(own_redis: RedisServer, pair: PairFactory) -> None:
+    async with pair(own_redis.url) as p:
+        sa, sb = p.store(p.a), p.store(p.b)
+        await sa.beat()
+        await sb.beat()
+        await p.b.aclose()
+        await sa.beat()
+        assert sa.live_replicas == 1
