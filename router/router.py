@@ -1,12 +1,16 @@
 """The public :class:`Router`: complete, stream and embed through configured routes.
 
-Streaming contract: nothing reaches the caller until the first content token has arrived, so a
-failure before it fails over invisibly; :class:`~router.types.StreamStart` then names the model
-that answers. A failure after that ends the iteration with
-:class:`~router.errors.StreamInterrupted` (its ``partial`` holds the text already sent), never with
-a :class:`~router.types.StreamEnd`: a cut stream is never a success. A route with
-``buffer_stream: true`` collects each attempt whole before sending anything, so even a
-mid-stream failure fails over cleanly (at the cost of time to first token).
+Streaming contract: nothing reaches the caller until the first text has arrived (a tool call is
+held until the stream ends), so a failure before it fails over invisibly;
+:class:`~router.types.StreamStart` then names the model that answers. A failure after that is
+continued when it can be (:mod:`router._continuation`): a deployment that can continue is given
+the text already sent as an assistant prefill, and only the rest is relayed, so the caller still
+sees one stream with one :class:`~router.types.StreamEnd`. When nothing can continue it (no such
+deployment left, a tool call under way, a refusal in-band), the iteration ends with
+:class:`~router.errors.StreamInterrupted` (its ``partial`` holds the text already sent) naming
+the first failure, never with a :class:`~router.types.StreamEnd`: a cut stream is never a
+success. A route with ``buffer_stream: true`` collects each attempt whole before sending
+anything, so even a mid-stream failure fails over cleanly (at the cost of time to first token).
 """
 
 from __future__ import annotations
@@ -452,8 +456,11 @@ class Router:
                         return _Opened(head, None, ttft)
                     if ttft is None:
                         ttft = clock.now() - started
-                        if not buffered:
-                            return _Opened(head, events, ttft)
+                    # A tool call is held until text comes or the stream ends: its arguments
+                    # cannot be spliced onto a continuation, so a stream cut inside one is
+                    # retried whole while nothing has reached the caller.
+                    if not buffered and isinstance(ev, TextDelta):
+                        return _Opened(head, events, ttft)
             except BaseException:
                 await _aclose(events)
                 raise

@@ -410,6 +410,59 @@ class NoRepeat429(Check):
         return self.result(phase, len(repeats) <= self.max, f"{len(repeats)} repeats", f"<= {self.max}", why)
 
 
+class ProviderRate(Check):
+    """What ``provider`` received (the mock's side, every replica together) stayed within a limit
+    of ``rpm`` requests a minute, as a token bucket counts it: ``buckets`` full buckets (one, or
+    one more each time the shared store came back empty) plus ``rpm / 60`` per second of drill."""
+
+    check: Literal["provider_rate"]
+    provider: str
+    rpm: int = Field(gt=0)
+    buckets: int = Field(default=1, ge=1)
+    min_requests: int = Field(default=0, ge=0)
+
+    def label(self) -> str:
+        return self.name or f"provider rate ({self.provider})"
+
+    def evaluate(self, obs: Observations) -> list[CheckResult]:
+        seen = [u for r in obs.requests for u in r.upstream] + list(obs.untagged)
+        n = sum(1 for u in seen if u.provider == self.provider)
+        bound = math.floor(self.buckets * self.rpm + self.rpm / 60.0 * obs.duration)
+        expected = f"<= {bound} ({self.buckets} x {self.rpm} + {self.rpm}/60 per s over {obs.duration:.1f} s)"
+        why = "" if n <= bound else f"{n - bound} more than the limit allows"
+        return [self.result("all", n <= bound, f"{n} requests", expected, why, n)]
+
+
+class ReplicasAgree(Check):
+    """Every one of ``replicas`` routers ejected ``model`` (its breaker opened), the last within
+    ``within`` of the first: replicas sharing state eject together."""
+
+    check: Literal["replicas_agree"]
+    model: str
+    replicas: int = Field(ge=2)
+    within: Duration
+
+    def label(self) -> str:
+        return self.name or f"replicas eject together ({self.model})"
+
+    def evaluate(self, obs: Observations) -> list[CheckResult]:
+        first: dict[int, float] = {}
+        for e in obs.breaker_events:
+            if e.model == self.model and e.new == "open" and e.replica not in first:
+                first[e.replica] = e.t
+        expected = f"all {self.replicas} within {_secs(self.within)} of the first"
+        if len(first) < self.replicas:
+            missing = sorted(set(range(self.replicas)) - set(first))
+            return [
+                self.result(
+                    "all", False, f"{len(first)} ejected", expected, f"replicas {missing} never ejected"
+                )
+            ]
+        spread = max(first.values()) - min(first.values())
+        why = "" if spread <= self.within else f"the last ejected {_secs(spread)} after the first"
+        return [self.result("all", spread <= self.within, f"within {_secs(spread)}", expected, why)]
+
+
 AnyCheck = Annotated[
     SuccessRate
     | Latency
@@ -422,7 +475,9 @@ AnyCheck = Annotated[
     | Cost
     | NothingLost
     | RetryAfterHonoured
-    | NoRepeat429,
+    | NoRepeat429
+    | ProviderRate
+    | ReplicasAgree,
     Field(discriminator="check"),
 ]
 """A check as written in a drill file; ``check:`` names its kind."""
@@ -440,4 +495,6 @@ CHECK_KINDS: tuple[str, ...] = (
     "nothing_lost",
     "retry_after_honoured",
     "no_repeat_429",
+    "provider_rate",
+    "replicas_agree",
 )

@@ -103,6 +103,7 @@ class BreakerEvent:
     model: str
     old: str
     new: str
+    replica: int = 0  # which router, when the drill runs several sharing state
 
 
 @dataclass(frozen=True, slots=True)

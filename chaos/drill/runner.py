@@ -7,6 +7,7 @@ running when :func:`run_drill` returns (or raises).
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import time
 from collections import defaultdict
@@ -15,6 +16,7 @@ from typing import Any
 
 from chaos.drill.checks import CheckResult
 from chaos.drill.record import Attempt, Observations, RequestRecord, Upstream
+from chaos.drill.redis import DrillRedis
 from chaos.drill.spec import LoadedDrill
 from chaos.drill.tap import Tap
 from chaos.drill.targets import LibraryTarget, SidecarTarget, Target
@@ -207,23 +209,39 @@ async def run_drill(
         core = mock.core
         core.interceptors = (tap.outer, *core.interceptors)
         data = drill.router_config_data(mock.url)
+        shared = drill.spec.router.shared_state
+        redis = DrillRedis() if shared is not None else None
+        if redis is not None:
+            await redis.start()
+            data["state"] = {"backend": "redis", "url": redis.url, "prefix": f"drill-{drill.name}"}
         sidecar, rest = split_sections(data)
         config = parse_config(rest, source=f"{drill.source}: router.config")
         cls = SidecarTarget if mode == "sidecar" else LibraryTarget
-        async with cls(config, sidecar, drill.spec.traffic, seed) as target:
-            t0 = time.monotonic()
-            engine.reset()
-            tap.start(t0)
-            target.listener.start(t0)
-            target.t0 = t0
-            try:
-                records = await drive(
-                    drill.spec.traffic, Plan(drill.spec.traffic, seed), target.send, t0=t0, progress=bar
-                )
-            finally:
-                if bar is not None:
-                    bar.close()
-            duration = time.monotonic() - t0
+        restart: asyncio.Task[None] | None = None
+        try:
+            async with cls(config, sidecar, drill.spec.traffic, seed, drill.spec.router.replicas) as target:
+                t0 = time.monotonic()
+                engine.reset()
+                tap.start(t0)
+                target.listener.start(t0)
+                target.t0 = t0
+                if redis is not None and shared is not None and shared.restart_at is not None:
+                    restart = asyncio.create_task(redis.restart(shared.restart_at, shared.down_for, 0.0))
+                try:
+                    records = await drive(
+                        drill.spec.traffic, Plan(drill.spec.traffic, seed), target.send, t0=t0, progress=bar
+                    )
+                finally:
+                    if bar is not None:
+                        bar.close()
+                duration = time.monotonic() - t0
+                if restart is not None:
+                    await restart  # Redis is back before the replicas close
+        finally:
+            if restart is not None and not restart.done():
+                restart.cancel()
+            if redis is not None:
+                redis.close()
         mock_count = sum(1 for e in core.journal if e.endpoint in _CHAT)
         engine_count = sum(1 for e in engine.journal if e["endpoint"] in _CHAT)
     model_ids = {name: dep.model for name, dep in config.models.items()}

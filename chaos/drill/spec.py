@@ -69,10 +69,21 @@ class ChaosRef(_Strict):
     mock: dict[str, Any] | None = None  # replaces the scenario's mock: section
 
 
+class SharedStateSpec(_Strict):
+    """``shared_state: {restart_at: 3s, down_for: 1s}``: the replicas share a redis-server the
+    drill starts on a free port (the router config's ``state:`` is set to it); optionally it is
+    killed at ``restart_at`` (seconds from the start) and started again, empty, ``down_for`` later."""
+
+    restart_at: Duration | None = None
+    down_for: Duration = Field(default=0.5, gt=0)
+
+
 class RouterSpec(_Strict):
     mode: Literal["library", "sidecar"] = "library"
     config: str | dict[str, Any]
     overrides: dict[str, Any] = Field(default_factory=dict)  # merged into the config, key by key
+    replicas: int = Field(default=1, ge=1, le=8)  # routers (sidecars on one port) taking the traffic
+    shared_state: SharedStateSpec | None = None
 
 
 class TrafficSpec(_Strict):

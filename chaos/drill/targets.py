@@ -54,8 +54,26 @@ class DrillListener(BaseListener):
         if slot is not None and slot[0] is None:
             slot[0] = record
 
+    def on_breaker_change(self, model: str, old: str, new: str, replica: int = 0) -> None:
+        self.breakers.append(BreakerEvent(self.clock() - self.t0, model, old, new, replica))
+
+    def replica(self, index: int) -> BaseListener:
+        """A listener for replica ``index`` of several: the same journal, breakers tagged."""
+        return _Replica(self, index)
+
+
+class _Replica(BaseListener):
+    def __init__(self, drill: DrillListener, index: int) -> None:
+        self.drill, self.index = drill, index
+
+    def on_attempt(self, route: str, record: AttemptRecord) -> None:
+        self.drill.on_attempt(route, record)
+
+    def on_request(self, record: AuditRecord) -> None:
+        self.drill.on_request(record)
+
     def on_breaker_change(self, model: str, old: str, new: str) -> None:
-        self.breakers.append(BreakerEvent(self.clock() - self.t0, model, old, new))
+        self.drill.on_breaker_change(model, old, new, self.index)
 
 
 class Target:
@@ -63,7 +81,10 @@ class Target:
 
     mode = "?"
 
-    def __init__(self, config: Any, sidecar: dict[str, Any], traffic: TrafficSpec, seed: int) -> None:
+    def __init__(
+        self, config: Any, sidecar: dict[str, Any], traffic: TrafficSpec, seed: int, replicas: int = 1
+    ) -> None:
+        self.replicas = replicas  # routers sharing the configured state store, traffic spread over them
         self.config = config
         self.sidecar = sidecar
         self.traffic = traffic
@@ -108,11 +129,15 @@ class LibraryTarget(Target):
     async def start(self) -> Self:
         from router import Router
 
-        self.router = Router(self.config, listeners=[self.listener], rng_seed=self.seed)
+        self.routers = [
+            Router(self.config, listeners=[self.listener.replica(i)], rng_seed=self.seed + i)
+            for i in range(self.replicas)
+        ]
         return self
 
     async def close(self) -> None:
-        await self.router.aclose()
+        for router in self.routers:
+            await router.aclose()
 
     async def send(self, p: Planned, rec: RequestRecord) -> None:
         from router import ChatRequest, Message, RouterError, StreamEnd, StreamStart, TextDelta
@@ -126,8 +151,9 @@ class LibraryTarget(Target):
         slot: list[AuditRecord | None] = [None]
         token = _SLOT.set(slot)
         try:
+            router = self.routers[p.id % self.replicas]  # round robin, as a load balancer would
             if not p.stream:
-                resp = await self.router.complete(req)
+                resp = await router.complete(req)
                 rec.outcome, rec.text, rec.winner, rec.request_id = (
                     "success",
                     resp.content,
@@ -137,7 +163,7 @@ class LibraryTarget(Target):
             else:
                 parts: list[str] = []
                 end: Any = None
-                async for ev in self.router.stream(req):
+                async for ev in router.stream(req):
                     if isinstance(ev, TextDelta):
                         if rec.ttft is None:
                             rec.ttft = self._since() - rec.start
@@ -178,21 +204,34 @@ class SidecarTarget(Target):
         settings = parse_settings(self.sidecar, source="router.config")
         listener, config, seed = self.listener, self.config, self.seed
 
-        def factory() -> Built:
-            return Built(router=Router(config, rng_seed=seed), listeners=(listener,))
+        def factory(i: int) -> Callable[[], Built]:
+            replica = listener.replica(i) if self.replicas > 1 else listener
+            return lambda: Built(router=Router(config, rng_seed=seed + i), listeners=(replica,))
 
-        # Served as `turnout serve` serves it: the front door, aiohttp behind it.
-        self._server = await SidecarServer(create_app(settings, factory)).start_server()
-        self.url = f"http://127.0.0.1:{self._server.port}/v1/chat/completions"
+        # Served as `turnout serve` serves it: the front door, aiohttp behind it. Several replicas
+        # share one port (SO_REUSEPORT, as `turnout serve --workers`): the kernel spreads connections.
+        reuse = self.replicas > 1
+        self._servers = [
+            await SidecarServer(create_app(settings, factory(0)), reuse_port=reuse).start_server()
+        ]
+        port = self._servers[0].port
+        for i in range(1, self.replicas):
+            server = SidecarServer(create_app(settings, factory(i)), port=port, reuse_port=True)
+            self._servers.append(await server.start_server())
+        self.url = f"http://127.0.0.1:{port}/v1/chat/completions"
         limit = max(self.traffic.workers, 64)
+        # Several replicas: a connection per request, so the kernel spreads requests, not just
+        # the few kept-alive connections, over them.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=limit), timeout=aiohttp.ClientTimeout(total=None)
+            connector=aiohttp.TCPConnector(limit=limit, force_close=self.replicas > 1),
+            timeout=aiohttp.ClientTimeout(total=None),
         )
         return self
 
     async def close(self) -> None:
         await self._session.close()
-        await self._server.close()
+        for server in self._servers:
+            await server.close()
 
     async def send(self, p: Planned, rec: RequestRecord) -> None:
         import aiohttp

@@ -7,6 +7,7 @@ so the continuation's answer can be compared with the mock's deterministic one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -377,18 +378,71 @@ async def test_a_deployment_whose_continuation_breaks_too_is_not_asked_again() -
     ]
 
 
-async def test_a_cut_tool_call_is_not_continued() -> None:
+async def test_a_tool_call_cut_before_any_text_is_retried_whole() -> None:
+    """A tool call is held until the stream ends (its arguments cannot be spliced), so a cut
+    inside one reaches the caller as nothing at all: the attempt is retried from the start."""
     tools = [ToolSpec("lookup", "find a train", {"type": "object", "properties": {"q": {"type": "string"}}})]
     async with stack(["claude", "mistral"], once("cut", "anthropic", after_tokens=2)) as (router, log):
+        events = [ev async for ev in router.stream(ask(tools=tools, tool_choice="required"))]
+    end = events[-1]
+    assert isinstance(events[0], StreamStart) and isinstance(end, StreamEnd)
+    args = "".join(e.arguments for e in events if isinstance(e, ToolCallDelta))
+    assert [t.name for t in end.response.tool_calls] == ["lookup"]
+    assert args == end.response.tool_calls[0].arguments and json.loads(args)  # whole, once
+    rec = audit(log)
+    assert rec.continuation is None
+    assert [(a.model, a.outcome, a.error_kind) for a in rec.attempts] == [
+        ("claude", "error", "stream_cut"),
+        ("claude", "success", None),
+    ]
+
+
+class Scripted:
+    """An adapter whose streams are scripted event lists; an exception in one is raised there."""
+
+    def __init__(self, *streams: list[Any]) -> None:
+        self.streams = list(streams)
+
+    def stream(self, deployment: Any, request: ChatRequest, options: Any) -> AsyncIterator[Any]:
+        return self._play(self.streams.pop(0))
+
+    async def _play(self, events: list[Any]) -> AsyncIterator[Any]:
+        for ev in events:
+            if isinstance(ev, Exception):
+                raise ev
+            yield ev
+
+    async def complete(self, *a: Any) -> Any:
+        raise NotImplementedError
+
+    async def embed(self, *a: Any) -> Any:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_tool_call_cut_after_text_ends_with_a_clean_error() -> None:
+    cut = E.StreamCut("connection lost mid-stream", provider="a", model="claude")
+    text_then_tool = [TextDelta("Let me look that up."), ToolCallDelta(0, "t1", "lookup", '{"q": "tr'), cut]
+    log = AuditLog()
+    cfg = parse_config(
+        {
+            "providers": {"a": {"kind": "anthropic", "base_url": "http://127.0.0.1:9"}},
+            "models": {"claude": {"provider": "a", "model": "x"}},
+            "routes": {"main": {"chain": ["claude"]}},
+        }
+    )
+    async with Router(cfg, adapters={"a": Scripted(text_then_tool)}, listeners=[log]) as router:  # type: ignore[dict-item]
         got: list[Any] = []
-        with pytest.raises(E.StreamInterrupted):
-            async for ev in router.stream(ask(tools=tools, tool_choice="required")):
+        with pytest.raises(E.StreamInterrupted) as info:
+            async for ev in router.stream(ask()):
                 got.append(ev)
+    assert info.value.partial == "Let me look that up."
     assert any(isinstance(e, ToolCallDelta) for e in got)
     rec = audit(log)
-    assert rec.continuation == "impossible"
+    assert rec.continuation == "impossible" and [a.outcome for a in rec.attempts] == ["error"]
     assert any("tool call" in d for d in rec.decisions)
-    assert [a.outcome for a in rec.attempts] == ["error"]
 
 
 async def test_a_caller_leaving_during_a_continuation_still_gets_its_request_recorded() -> None:

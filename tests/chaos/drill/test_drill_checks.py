@@ -173,3 +173,28 @@ def test_no_repeat_429_on_a_real_limit() -> None:
     assert one({"check": "no_repeat_429"}, obs([ok, injected])).passed
     assert not one({"check": "no_repeat_429"}, obs([ok, repeated])).passed
     assert one({"check": "no_repeat_429", "max": 1}, obs([ok, repeated])).passed
+
+
+def test_provider_rate_counts_every_replica_against_one_bucket() -> None:
+    # rpm 60 over a 10 s drill: one full bucket (60) plus 10 s of refill (10) = 70
+    requests = [req(i, i * 0.1, upstream=[up(i, i * 0.1)]) for i in range(70)]
+    o = obs(requests, untagged=[up(None, 9.0, model="gpt-4o")])  # not a drill request: still counted
+    result = one({"check": "provider_rate", "provider": "openai", "rpm": 60}, o)
+    assert not result.passed and result.observed == "71 requests" and "1 more" in result.message
+    assert one({"check": "provider_rate", "provider": "openai", "rpm": 60, "buckets": 2}, o).passed
+    assert one({"check": "provider_rate", "provider": "mistral", "rpm": 1}, o).passed
+
+
+def test_replicas_agree_when_every_replica_ejects_close_together() -> None:
+    events = [
+        BreakerEvent(1.0, "m", "closed", "open", replica=0),
+        BreakerEvent(1.2, "m", "closed", "open", replica=2),
+        BreakerEvent(1.3, "m", "closed", "open", replica=1),
+        BreakerEvent(4.0, "m", "closed", "open", replica=1),  # a later ejection: not the first
+    ]
+    o = obs([], breaker_events=events)
+    result = one({"check": "replicas_agree", "model": "m", "replicas": 3, "within": "500ms"}, o)
+    assert result.passed and result.observed == "within 300 ms"
+    assert not one({"check": "replicas_agree", "model": "m", "replicas": 3, "within": "200ms"}, o).passed
+    missing = one({"check": "replicas_agree", "model": "m", "replicas": 4, "within": 1}, o)
+    assert not missing.passed and "replicas [3] never ejected" in missing.message
