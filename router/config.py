@@ -364,7 +364,13 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>") -> RouterCon
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _substitute(value: Any, path: str, source: str) -> Any:
+def unset_placeholder(name: str) -> str:
+    """What an unset ``${NAME}`` reads as when unset variables are allowed (``serve --check``): a
+    string any key, token or URL field accepts, so the rest of the file is still validated."""
+    return f"http://unset.invalid/{name}"
+
+
+def _substitute(value: Any, path: str, source: str, unset: list[str] | None = None) -> Any:
     if isinstance(value, str) and "${" in value:
 
         def repl(m: re.Match[str]) -> str:
@@ -374,18 +380,24 @@ def _substitute(value: Any, path: str, source: str) -> Any:
                 return found
             if default is not None:
                 return default
+            if unset is not None:
+                unset.append(f"{name} ({path or '<root>'})")
+                return unset_placeholder(name)
             raise ConfigError(f"{source}: {path or '<root>'}: environment variable {name} is not set")
 
         return _ENV.sub(repl, value)
     if isinstance(value, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), source) for k, v in value.items()}
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), source, unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+        return [_substitute(v, f"{path}[{i}]", source, unset) for i, v in enumerate(value)]
     return value
 
 
-def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping and substitute ``${VAR}`` and ``${VAR:-default}`` in its strings."""
+def load_yaml(path: str | os.PathLike[str], unset: list[str] | None = None) -> dict[str, Any]:
+    """Read a YAML mapping and substitute ``${VAR}`` and ``${VAR:-default}`` in its strings.
+
+    A ``${VAR}`` that is not set is an error, unless ``unset`` is a list: then it is appended there
+    (as ``VAR (field)``) and the value reads as :func:`unset_placeholder`."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -399,7 +411,7 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping, not {type(data).__name__}")
-    result: dict[str, Any] = _substitute(data, "", source)
+    result: dict[str, Any] = _substitute(data, "", source, unset)
     return result
 
 
