@@ -168,7 +168,7 @@ async def chat(state: State, ex: Exchange) -> None:
     gen, slot, token = _begin(state)
     try:
         if req.stream:
-            await _stream(ex, state, gen, req, include_usage, slot)
+            await _stream(ex, state, gen, req, include_usage, slot, t0)
             return
         try:
             resp = await gen.router.complete(req)
@@ -198,6 +198,7 @@ async def _stream(
     req: Any,
     include_usage: bool,
     slot: list[AuditRecord | None],
+    t0: float,
 ) -> None:
     """Stream events as OpenAI chunks. The status and headers leave with the first frame: the
     router yields StreamStart only once the first content has arrived, and that content follows
@@ -227,6 +228,8 @@ async def _stream(
                     H_ROUTE: ev.route,
                     H_ATTEMPTS: str(ev.attempts),
                     H_REQUEST_ID: ev.request_id,
+                    # up to the first token: the headers leave with it
+                    H_OVERHEAD: f"{max(time.perf_counter() - t0 - ev.upstream_s, 0.0) * 1000:.3f}",
                 }
                 writer = ChunkWriter(
                     "chatcmpl-" + ev.request_id,
@@ -272,6 +275,7 @@ async def _stream(
 
 async def embed(state: State, ex: Exchange) -> None:
     """``POST /v1/embeddings`` on either server."""
+    t0 = time.perf_counter()
     req, fmt = parse_embeddings(decode_json(ex.body))
     gen, slot, token = _begin(state)
     try:
@@ -280,7 +284,10 @@ async def embed(state: State, ex: Exchange) -> None:
         except RouterError as err:
             _error(ex, state, err, slot[0])
             return
-        ex.respond(200, _answer_headers(resp), json.dumps(embeddings_json(resp, fmt)).encode())
+        headers = _answer_headers(resp)
+        overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], 0.0)
+        headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
+        ex.respond(200, headers, json.dumps(embeddings_json(resp, fmt)).encode())
     finally:
         CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
