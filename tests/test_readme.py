@@ -76,3 +76,35 @@ async def test_the_library_snippet_runs_as_a_script_against_the_mock(tmp_path: P
     first, streamed = out.decode().splitlines()[:2]
     assert first.startswith("claude-sonnet anthropic 1 ")  # model, provider, attempts, cost, text
     assert streamed.strip()
+
+
+async def test_the_sidecar_snippet_runs_against_a_sidecar_over_the_mock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router import Router
+    from router.sidecar import Built, SidecarSettings, create_app
+    from router.sidecar.server import SidecarServer
+
+    (snippet,) = [body for body in _blocks("python") if "anthropic.Anthropic(base_url=" in body]
+    assert "turnout serve --config examples/configs/sidecar-mock.yaml" in snippet
+    async with MockServer() as mock:
+        monkeypatch.setenv("TURNOUT_MOCK_URL", mock.url.rstrip("/"))
+        router = Router.from_file(ROOT / "examples" / "configs" / "sidecar-mock.yaml")
+        server = SidecarServer(create_app(SidecarSettings(), lambda: Built(router)))
+        await server.start_server()
+        try:
+            address = str(server.make_url("/")).removeprefix("http://").rstrip("/")
+            script = tmp_path / "snippet.py"  # the same code, on this test's free port
+            script.write_text(snippet.replace("127.0.0.1:8200", address), encoding="utf-8")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(script),
+                cwd=ROOT,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        finally:
+            await server.close()
+    assert proc.returncode == 0, err.decode()
+    assert len([line for line in out.decode().splitlines() if line.strip()]) >= 3

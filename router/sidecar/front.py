@@ -36,8 +36,15 @@ __all__ = ["Exchange", "Front", "FrontProtocol"]
 
 log = logging.getLogger("turnout.sidecar")
 
-# The two endpoints served here: path -> the handler's name in the dispatch table.
-FAST_PATHS = {b"/v1/chat/completions": "chat", b"/v1/embeddings": "embeddings"}
+# The endpoints served here: path -> the handler's name in the dispatch table (the three front
+# ends' hot paths: OpenAI chat and embeddings, Anthropic Messages, OpenAI Responses).
+FAST_PATHS = {
+    b"/v1/chat/completions": "chat",
+    b"/v1/embeddings": "embeddings",
+    b"/v1/messages": "messages",
+    b"/v1/messages/count_tokens": "count_tokens",
+    b"/v1/responses": "responses",
+}
 MAX_HEAD = 16 * 1024  # a longer head goes to aiohttp, which rejects it properly
 MAX_HEADER_LINES = 100  # more header lines: aiohttp's (its own limits then apply)
 MAX_LENGTH_DIGITS = 15  # a longer Content-Length is refused (400), as one not all ASCII digits
@@ -58,7 +65,7 @@ class Exchange:
     The aiohttp path has the same methods (``router.sidecar.handlers.AiohttpExchange``).
     """
 
-    __slots__ = ("_proto", "body", "close", "headers", "started")
+    __slots__ = ("_proto", "body", "close", "headers", "started", "status")
 
     def __init__(self, proto: FrontProtocol, headers: CIMultiDict[str], body: bytes, close: bool) -> None:
         self._proto = proto
@@ -66,6 +73,7 @@ class Exchange:
         self.body = body
         self.close = close
         self.started = False  # a streamed answer has begun (its status is sent)
+        self.status = 0  # the answer's status, once answered
 
     def _head(self, status: int, headers: dict[str, str], framing: bytes) -> bytes:
         if self._proto.front.closing:  # shutting down: this connection ends with this answer
@@ -83,11 +91,13 @@ class Exchange:
 
     def respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
         """A whole answer."""
+        self.status = status
         self._proto.write(self._head(status, headers, b"content-length: %d\r\n" % len(body)) + body)
 
     async def start(self, status: int, headers: dict[str, str], first: bytes) -> None:
         """Begin a streamed (chunked) answer with its first piece."""
         self.started = True
+        self.status = status
         await self._proto.send(self._head(status, headers, b"transfer-encoding: chunked\r\n") + _chunk(first))
 
     async def write(self, data: bytes) -> None:
