@@ -26,7 +26,7 @@ from router.sidecar.front import FAST_PATHS, Dispatch
 from router.sidecar.handlers import Exchange, FrontEnd
 from router.sidecar.lifecycle import RouterHolder
 from router.sidecar.metrics import Metrics
-from router.sidecar.settings import SidecarSettings
+from router.sidecar.settings import ServerSettings, SidecarSettings
 from router.sidecar.state import STATE, RouterFactory, State, attach_listeners
 from router.sidecar.wire import WireError
 
@@ -104,25 +104,35 @@ class Guard:
     """Client API keys, body size and concurrency limits for /v1 and /admin, on either server."""
 
     def __init__(self, state: State) -> None:
-        server = state.settings.server
         self.state = state
-        self.keys = [k.encode() for k in server.api_keys]
-        self.limit = server.max_concurrency
-        self.max_body = server.max_body_bytes
+        self.apply(state.settings.server)
+        state.on_server_settings.append(self.apply)
         self.rejections = state.metrics.rejections
         # Read at scrape time rather than moved twice per request: the same count, no lock taken.
         state.metrics.inflight.set_function(lambda: state.active)
 
+    def apply(self, server: ServerSettings) -> None:
+        """Take (new) settings: at start-up and on every reload that changes them."""
+        self.keys = [k.encode() for k in server.api_keys]
+        self.admin_keys = [k.encode() for k in server.admin_keys]
+        self.limit = server.max_concurrency
+        self.max_body = server.max_body_bytes
+
     def refuse(
-        self, headers: Mapping[str, str], length: int | None, json_answer: Callable[..., Answer] = json_answer
+        self,
+        headers: Mapping[str, str],
+        length: int | None,
+        json_answer: Callable[..., Answer] = json_answer,
+        admin: bool = False,
     ) -> Answer | None:
         """Why this request may not go on, as an answer (in the shape ``json_answer`` makes);
         None when it may. The client's key comes as a bearer token or, as Anthropic's SDK sends
-        it, in ``x-api-key``."""
-        if self.keys:
+        it, in ``x-api-key``; under /admin/, only an admin key when some are set."""
+        keys = self.admin_keys if admin and self.admin_keys else self.keys
+        if keys:
             auth = headers.get("Authorization", "")
             token = auth[7:] if auth[:7].lower() == "bearer " else headers.get("x-api-key", "")
-            if not _key_ok(token, self.keys):
+            if not _key_ok(token, keys):
                 self.rejections.labels("auth").inc()
                 return json_answer(
                     401, "Incorrect API key provided for the turnout sidecar.", "invalid_api_key"
@@ -154,7 +164,8 @@ def guard_middleware(state: State, guard: Guard) -> Any:
         if not request.path.startswith(_GUARDED):
             return await handler(request)
         front = _FRONT_BY_PATH.get(request.path, handlers.CHAT)
-        refused = guard.refuse(request.headers, request.content_length, front.error)
+        admin = request.path.startswith("/admin/")
+        refused = guard.refuse(request.headers, request.content_length, front.error, admin)
         if refused is not None:
             return _respond(refused)
         state.active += 1
