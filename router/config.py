@@ -41,6 +41,7 @@ from router.patterns.config import (
     RuleSetConfig,
 )
 from router.patterns.config import cross_check as _patterns_cross_check
+from turnout.problems import describe, yaml_problem
 
 __all__ = [
     "BreakerConfig",
@@ -351,12 +352,7 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>") -> RouterCon
     try:
         cfg = RouterConfig.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field (a typo?)"
-            lines.append(f"{source}: {_loc(err['loc'])}: {msg}")
+        lines = [f"{source}: {describe(err, RouterConfig)}" for err in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     problems = _cross_check(cfg)
     if problems:
@@ -399,14 +395,6 @@ def _substitute(value: Any, path: str, source: str, unset: list[str] | None = No
 _MAX_DEPTH = 64  # far deeper than any configuration; deeper is an accident or an attack
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """What is wrong and where, without quoting the line: it may hold a key."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or type(exc).__name__
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{problem}{where}"
-
-
 def _check_tree(data: Any, source: str) -> None:
     """Refuse a document that refers to itself (a recursive alias) or nests too deeply: every
     later walk over it (``${ENV}`` substitution, validation) would recurse without end."""
@@ -439,7 +427,8 @@ def load_yaml(path: str | os.PathLike[str], unset: list[str] | None = None) -> d
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
+        # turnout.problems' wording, shared by every file type; it never quotes the line (a key)
+        raise ConfigError(f"{source}: {yaml_problem(exc)}") from None
     except RecursionError:
         raise ConfigError(f"{source}: not usable: nested more than {_MAX_DEPTH} levels deep") from None
     except ValueError as exc:  # an integer longer than the interpreter converts (4,300 digits)
