@@ -57,6 +57,13 @@ class AuditSettings(_Strict):
     path: str | None = None  # a file path, "stdout", or None for no audit trail
     redact: bool = True
 
+    @field_validator("path")
+    @classmethod
+    def _not_a_directory(cls, path: str | None) -> str | None:
+        if path is not None and path != "stdout" and Path(path).is_dir():
+            raise ValueError(f"{path!r} is a directory; the audit trail needs a file path")
+        return path
+
 
 class SidecarSettings(_Strict):
     """Every sidecar section together."""

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 import yaml
 
+from router.config import ConfigError
 from router.sidecar import create_app
 from router.sidecar.config import load
 from router.sidecar.serve import make_factory
@@ -99,3 +100,10 @@ async def test_the_scrubber_matches_key_names_as_words(served: tuple[Path, Sidec
     text = str(body)
     assert "gpt-tokens" in text and "***" not in text.replace(PROVIDER_KEY, "")
     assert secret_values(config()) == {PROVIDER_KEY, OLD}
+
+
+def test_an_audit_path_that_is_a_directory_fails_the_check(tmp_path: Path) -> None:
+    path = tmp_path / "turnout.yaml"
+    path.write_text(yaml.safe_dump({**config(), "audit": {"path": str(tmp_path)}}))
+    with pytest.raises(ConfigError, match=r"audit\.path: .*is a directory"):
+        load(path)

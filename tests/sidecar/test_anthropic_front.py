@@ -4,6 +4,7 @@ plain, streamed, tools, count_tokens, structured outputs, errors, and each acros
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anthropic
 import pydantic
@@ -193,3 +194,30 @@ async def test_stream_cut_after_output_ends_with_an_error_event() -> None:
         assert (
             body["error"]["type"] == "api_error" and "failed after output began" in body["error"]["message"]
         ), body
+
+
+async def test_handed_over_requests_answer_in_the_same_shapes() -> None:
+    """A chunked body goes to aiohttp's server, not the front door: the same handlers answer,
+    and a bad request on /v1/messages is still Anthropic-shaped, on /v1/responses OpenAI-shaped."""
+    import aiohttp
+
+    async def chunks(data: bytes) -> Any:
+        yield data
+
+    async with stack() as server, aiohttp.ClientSession() as s:
+        good = json.dumps({"model": "claude-first", "max_tokens": 50, "messages": ASK}).encode()
+        async with s.post(server.make_url("/v1/messages"), data=chunks(good)) as r:
+            assert r.status == 200 and (await r.json())["type"] == "message"
+        bad = json.dumps({"model": "claude-first", "max_tokens": 50, "messages": "hi"}).encode()
+        async with s.post(server.make_url("/v1/messages"), data=chunks(bad)) as r:
+            body = await r.json()
+        assert r.status == 400 and body["type"] == "error"
+        assert body["error"]["type"] == "invalid_request_error" and "messages" in body["error"]["message"]
+        async with s.post(server.make_url("/v1/responses"), data=chunks(b'{"model": "gpt-first"}')) as r:
+            body = await r.json()
+        assert r.status == 400 and body["error"]["param"] == "input"
+        front = server.front
+        assert front is not None and front.handed_over >= 1
+        text = await metrics_text(server)
+    assert 'turnout_sidecar_answers_total{front_end="messages",status="400"} 1.0' in text
+    assert 'turnout_sidecar_answers_total{front_end="responses",status="400"} 1.0' in text
