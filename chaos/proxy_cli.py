@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--upstream", required=True, metavar="URL", type=upstream_url, help="base URL to forward to"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8200, help="port to listen on (default 8200; 0 = any)")
+    parser.add_argument("--port", type=int, default=8300, help="port to listen on (default 8300; 0 = any)")
     parser.add_argument("--scenario", metavar="FILE", help="a chaos scenario (YAML): rules, limits, seed")
     parser.add_argument(
         "--provider",

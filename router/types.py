@@ -73,6 +73,7 @@ class ChatRequest:
     # Assistant text the answer must continue (a cut stream's text, router/_continuation.py):
     # adapters send it as their provider's prefill, after the messages.
     prefill: str | None = None
+    caller_key: str | None = None  # the caller's API key (sidecar: its bearer token), for budgets; not sent
 
 
 @dataclass(slots=True)
@@ -219,3 +220,4 @@ class AuditRecord:
     streamed: bool = False
     decisions: list[str] = field(default_factory=list)  # human-readable: why this route, fallback, hedge
     continuation: ContinuationOutcome | None = None  # None: no stream failed after output began
+    saved_usd: float | None = None  # a cascade: the top tier's price for the answer minus what it spent

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -33,6 +35,38 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
 )
 
 
+_RST_LITERAL = re.compile(r"``(.+?)``")
+
+
+def plain(text: str) -> str:
+    """Docstring text as a terminal shows it: RST ````literals```` lose their backquotes."""
+    return _RST_LITERAL.sub(r"\1", text)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, fed with docstrings: no RST markup, paragraphs kept, and lines broken
+    only at spaces (never inside ``x-turnout-fault`` or a URL)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = re.split(r"\n\s*\n", textwrap.dedent(plain(text)).strip())
+        return "\n\n".join(
+            textwrap.fill(
+                " ".join(p.split()),
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+            for p in paragraphs
+        )
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(
+            " ".join(plain(text).split()), width, break_on_hyphens=False, break_long_words=False
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="turnout",
@@ -45,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         # broken install, said as such, never a subcommand silently missing from --help. Its
         # optional extras are checked when it runs (see each ``run``).
         module = importlib.import_module(sub.module)
-        sp = subparsers.add_parser(sub.name, help=sub.help, description=module.__doc__ or sub.help)
+        sp = subparsers.add_parser(
+            sub.name, help=sub.help, description=module.__doc__ or sub.help, formatter_class=HelpFormatter
+        )
         module.configure(sp)
         sp.set_defaults(_run=module.run)
     return parser

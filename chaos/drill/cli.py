@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("files", nargs="+", metavar="FILE", help="drill files (YAML)")
     parser.add_argument("--seed", type=int, default=None, help="replay with this seed (default: the drill's)")
     parser.add_argument(
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run_all(drills: list[LoadedDrill], args: argparse.Namespace, progress: bool) -> int:
     from chaos.drill.report import write_reports
-    from chaos.drill.report.writers import write_junit, write_markdown
+    from chaos.drill.report.writers import verdict_line, write_junit, write_markdown
     from chaos.drill.runner import DrillResult, run_drill
     from chaos.drill.spec import DrillError
 
@@ -106,7 +105,8 @@ async def _run_all(drills: list[LoadedDrill], args: argparse.Namespace, progress
         results.append(result)
         paths = write_reports(result, out / drill.name)
         print(write_markdown(result, str(paths["html"])))
-        print(f"Report: {paths['html']}\n", flush=True)
+        print(f"Report: {paths['html']}")
+        print(verdict_line(result) + "\n", flush=True)
     if len(drills) > 1:
         _write(out / "junit.xml", write_junit(results))
         passed = sum(r.passed for r in results)

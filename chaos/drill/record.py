@@ -72,6 +72,7 @@ class RequestRecord:
     complete: bool | None = None  # the answer matched what the mock sent (None: unknown)
     request_id: str | None = None
     cost_usd: float | None = None
+    saved_usd: float | None = None  # a cascade's saving against always its top tier (audit record)
     audited: bool = False  # the router's audit record for it was found
     attempts: list[Attempt] = field(default_factory=list)
     upstream: list[Upstream] = field(default_factory=list)

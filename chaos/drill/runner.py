@@ -120,6 +120,7 @@ def join(
             r.audited = True
             r.attempts = _attempts(audit)
             r.cost_usd = audit.cost_usd
+            r.saved_usd = audit.saved_usd
             r.winner = audit.winner or r.winner
             if r.error_kind is None and audit.error_kind is not None and r.outcome == "error":
                 r.error_kind = audit.error_kind
@@ -173,7 +174,12 @@ class _Tqdm(Progress):
         traffic = drill.spec.traffic
         self.by_time = traffic.requests is None
         total = traffic.duration if self.by_time else traffic.requests
-        self.bar = tqdm(total=total, desc=drill.name, unit="s" if self.by_time else "req", leave=False)
+        # A timed drill's bar counts seconds of the drill: a rate (s/s) or an ETA extrapolated
+        # from requests ending says nothing there, so it shows seconds done of the total.
+        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f} of {total:.0f} s{postfix}" if self.by_time else None
+        self.bar = tqdm(
+            total=total, desc=drill.name, unit="s" if self.by_time else "req", leave=False, bar_format=fmt
+        )
         self.failed = 0
 
     def done(self, record: RequestRecord, elapsed: float) -> None:

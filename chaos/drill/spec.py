@@ -294,10 +294,12 @@ def _cross_check(drill: LoadedDrill) -> list[str]:
             parse_settings(sidecar, source="router.config")
         except SettingsError as exc:
             problems.extend(line.strip() for line in str(exc).splitlines())
-    targets = set(cfg.routes) | set(cfg.models)
+    targets = set(cfg.routes) | set(cfg.models) | set(cfg.patterns) | set(cfg.rules)
     for route in drill.spec.traffic.routes:
         if route not in targets:
-            problems.append(f"traffic.routes.{route}: not a route or model of the router configuration")
+            problems.append(
+                f"traffic.routes.{route}: not a route, pattern, rule set or model of the router configuration"
+            )
     windows = drill.windows()
     for i, check in enumerate(drill.spec.hypothesis.checks):
         for route in check.routes or []:

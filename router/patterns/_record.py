@@ -91,7 +91,9 @@ class PatternRun:
     def cost(self) -> float | None:
         return total_cost(self.records)
 
-    def publish(self, winner: str | None, error_kind: str | None = None) -> AuditRecord:
+    def publish(
+        self, winner: str | None, error_kind: str | None = None, *, saved_usd: float | None = None
+    ) -> AuditRecord:
         usage = Usage()
         for r in self.records:
             usage.input_tokens += r.usage.input_tokens
@@ -114,6 +116,7 @@ class PatternRun:
             usage=usage,
             cost_usd=self.cost(),
             decisions=decisions,
+            saved_usd=saved_usd,
         )
         self.router.publish(record)
         return record

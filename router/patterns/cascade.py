@@ -9,7 +9,8 @@ fallbacks, retries and breakers). A tier's answer is accepted when every check p
 tier's answer is accepted as it is. A tier that fails (every deployment of it) escalates too, with
 the error as the reason. The summary reports every tier, why it escalated, the cost, and the cost
 saved against always using the top tier (the top tier's price for the accepted answer's usage,
-minus what the cascade spent, judge calls included).
+minus what the cascade spent, judge calls included); the summary audit record carries it as
+``saved_usd``, which the sidecar sums in ``turnout_cascade_saved_usd`` and drills in their reports.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Cascade:
                 f"cascade: cost ${summary.cost_usd:.6f}, saved ${summary.saved_usd:.6f} "
                 f"vs always {self.tiers[-1]} (${summary.top_tier_cost_usd:.6f})"
             )
-        record = run.publish(accepted.model)
+        record = run.publish(accepted.model, saved_usd=summary.saved_usd)
         accepted.route, accepted.request_id = self.name, record.request_id
         accepted.cost_usd, accepted.attempts = summary.cost_usd, len(record.attempts)
         accepted.latency_s = record.latency_s

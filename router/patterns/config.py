@@ -122,10 +122,12 @@ class PromptConfig(_Model):
 
 
 class BudgetConfig(_Model):
-    """A spending limit on a route (or on requests whose metadata ``task`` is ``task``)."""
+    """A spending limit on a route, on requests whose metadata ``task`` is ``task``, or on the
+    requests a caller sends with the API key ``api_key`` (the sidecar's bearer token)."""
 
     route: str | None = None
     task: str | None = None
+    api_key: str | None = Field(default=None, min_length=1)
     limit_usd: float = Field(gt=0)
     period: Literal["hour", "day", "month"] = "day"
     action: Literal["downgrade", "refuse"] = "refuse"
@@ -133,7 +135,7 @@ class BudgetConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> BudgetConfig:
-        _exactly_one(self, ("route", "task"), "a budget")
+        _exactly_one(self, ("route", "task", "api_key"), "a budget")
         if self.action == "downgrade" and not self.downgrade:
             raise ValueError("action downgrade needs a `downgrade` list of cheaper models")
         if self.action == "refuse" and self.downgrade:

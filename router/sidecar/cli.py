@@ -36,7 +36,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="processes serving the port (default 1; auto = one per core): restarted if they die,"
         " reloaded and drained together, one /metrics",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log lines of this level and above go to stderr (default: info)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

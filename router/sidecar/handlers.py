@@ -162,6 +162,9 @@ async def chat(state: State, ex: Exchange) -> None:
     meta = _meta(ex.headers)
     if meta:  # X-Turnout-Meta-<key> headers: routing hints, as the body's metadata (router.patterns)
         req.metadata = {**req.metadata, **meta}
+    auth = ex.headers.get("Authorization")
+    if auth is not None and auth[:7].lower() == "bearer ":  # the caller's key: budgets per API key
+        req.caller_key = auth[7:].strip()
     gen, slot, token = _begin(state)
     try:
         if req.stream:

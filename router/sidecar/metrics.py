@@ -6,7 +6,8 @@ registry). Metric names, all prefixed ``turnout_``:
 ==========================================  ========================  ===================================
 name                                        labels                    what
 ==========================================  ========================  ===================================
-requests_total                              route, model, outcome     requests finished (model = winner)
+requests_total                              route, model, outcome     requests finished (model = winner;
+                                                                      route "(unknown)": no such route)
 request_duration_seconds (histogram)        route, model              end-to-end router latency
 time_to_first_token_seconds (histogram)     route, model              streamed requests
 attempts_total                              route, model, outcome     tries of one deployment
@@ -19,6 +20,8 @@ stream_continuations_total                  route, outcome            streams cu
                                                                       continued, failed, impossible
 tokens_total                                route, model, direction   input / output tokens
 cost_usd_total                              route, model              dollars, per try that had a price
+cascade_saved_usd (gauge)                   route                     running total a cascade saved against
+                                                                      its top tier (negative: it cost more)
 breaker_state                               model                     0 closed, 1 half-open, 2 open
 breaker_transitions_total                   model, state              breaker moves
 ratelimit_headroom_ratio                    model, limit              remaining / capacity of a limiter
@@ -44,6 +47,7 @@ from prometheus_client.registry import Collector
 from router.sidecar.alerts import LATENCY_BUCKETS
 from router.types import AttemptRecord, AuditRecord
 
+UNKNOWN_ROUTE = "(unknown)"  # the route label of requests naming no route: never the client's string
 BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "half-open": 1.0, "open": 2.0}
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
@@ -179,6 +183,12 @@ class Metrics:
         )
         self.tokens = Counter("turnout_tokens_total", "Tokens", ["route", "model", "direction"], registry=r)
         self.cost = Counter("turnout_cost_usd_total", "Cost in US dollars", ["route", "model"], registry=r)
+        self.cascade_saved = Gauge(
+            "turnout_cascade_saved_usd",
+            "Running total of what cascades saved against always using their top tier, in US dollars",
+            ["route"],
+            registry=r,
+        )
         self.breaker_changes = Counter(
             "turnout_breaker_transitions_total",
             "Circuit breaker moves, by new state",
@@ -258,9 +268,12 @@ class Metrics:
 
     def on_request(self, record: AuditRecord) -> None:
         if not record.candidates:  # an unknown route: the client's string must not become a label
+            self._requests(UNKNOWN_ROUTE, "none", record.outcome).inc()
             return
         route, model = record.route, record.winner or "none"
         self._requests(route, model, record.outcome).inc()
+        if record.saved_usd is not None:  # a cascade's summary record; may be negative, so a gauge
+            self.cascade_saved.labels(route).inc(record.saved_usd)
         self._duration(route, model).observe(record.latency_s)
         if record.continuation is not None:
             self._continuations(route, record.continuation).inc()

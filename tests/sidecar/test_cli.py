@@ -143,3 +143,35 @@ async def test_process_reloads_on_sighup_and_drains_on_sigterm(tmp_path: Path, l
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+@pytest.mark.parametrize("width", ["60", "80", "100"])
+@pytest.mark.parametrize("command", ["mock", "serve", "proxy", "drill"])
+def test_help_reads_as_plain_text(
+    command: str, width: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", width)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out  # no raw RST literals
+    lines = out.splitlines()
+    assert not [line for line in lines if line.rstrip().endswith("-") and "x-turnout" in line]
+    words = out.split()
+    assert "x-turnout-" not in words  # a header name never broken across lines
+    # every option says what it does: an option line is followed by text on it or the next line
+    start = lines.index("options:")
+    for i, line in enumerate(lines[start:], start):
+        stripped = line.strip()
+        if line.startswith("  -") and "  " not in stripped:
+            assert lines[i + 1].startswith(" " * 10) and not lines[i + 1].strip().startswith("-"), line
+
+
+def test_proxy_and_serve_default_to_different_ports() -> None:
+    from turnout.cli import build_parser
+
+    parser = build_parser()
+    serve = parser.parse_args(["serve", "--config", "x.yaml"])
+    proxy = parser.parse_args(["proxy", "--upstream", "http://127.0.0.1:1"])
+    assert proxy.port == 8300
+    assert serve.port is None  # the file's port, else 8200

@@ -22,11 +22,14 @@ class PhaseStats:
 
 
 def phase_stats(obs: Observations) -> list[PhaseStats]:
-    """Per phase (and ``all``): requests, success rate, latency p50/p95, fallback rate."""
+    """Per phase (and ``all``): requests, success rate, latency p50/p95, fallback rate. A phase that
+    lasted no time and saw no request (``before`` in a drill whose faults start at once) is left out."""
     out = []
     for name in ["all", *obs.phases]:
         lo, hi = (0.0, obs.duration) if name == "all" else obs.phases[name]
         reqs = obs.in_phase(name)
+        if name != "all" and hi <= lo and not reqs:
+            continue
         ok = [r for r in reqs if r.ok]
         lat = [r.latency for r in ok]
         out.append(
@@ -76,6 +79,12 @@ def continuation_line(obs: Observations) -> str | None:
 
 def outcome_counts(obs: Observations) -> Counter[str]:
     return Counter(r.outcome if r.outcome != "error" else f"error ({r.error_kind})" for r in obs.requests)
+
+
+def cascade_savings(obs: Observations) -> tuple[int, float] | None:
+    """(cascaded requests, dollars they saved against always their top tier), or None if none."""
+    saved = [r.saved_usd for r in obs.requests if r.saved_usd is not None]
+    return (len(saved), sum(saved)) if saved else None
 
 
 def fmt_s(x: float | None) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from chaos.drill.report.summary import (
     attempt_counts,
+    cascade_savings,
     continuation_line,
     fault_counts,
     fmt_pct,
@@ -19,6 +20,7 @@ from chaos.drill.report.summary import (
     phase_stats,
 )
 from chaos.drill.runner import DrillResult
+from router.budget import usd
 
 FORMAT = "turnout-drill-journal/1"
 _SECRETISH = ("key", "token", "secret", "password", "authorization")
@@ -124,6 +126,15 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     return lines
 
 
+def verdict_line(result: DrillResult) -> str:
+    """The drill's last line: its name, PASSED or FAILED, and the checks that failed."""
+    failed = [f"{c.name} [{c.phase}]" for c in result.results if not c.passed]
+    held = len(result.results) - len(failed)
+    verdict = "PASSED" if not failed else "FAILED"
+    line = f"Drill {result.name}: {verdict}, {held} of {len(result.results)} checks hold"
+    return line + (f"; failed: {', '.join(failed)}" if failed else "")
+
+
 def write_markdown(result: DrillResult, report: str | None = None) -> str:
     """A summary a person reads in a terminal or a CI job page."""
     spec, obs = result.drill.spec, result.obs
@@ -158,6 +169,11 @@ def write_markdown(result: DrillResult, report: str | None = None) -> str:
     )
     outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(outcome_counts(obs).items()))
     out += ["", f"Outcomes: {outcomes}.", ""]
+    savings = cascade_savings(obs)
+    if savings is not None:
+        n, saved = savings
+        out += [f"Cascade savings: {usd(saved)} over {n} cascaded requests, against always their top tier."]
+        out += [""]
     continued = continuation_line(obs)
     if continued is not None:
         out += [f"{continued}.", ""]

@@ -6,11 +6,12 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from drill_helpers import attempt, drill_data, obs, req, up
 
 from chaos.drill.record import BreakerEvent
 from chaos.drill.report import write_reports
-from chaos.drill.report.writers import write_junit, write_markdown
+from chaos.drill.report.writers import verdict_line, write_junit, write_markdown
 from chaos.drill.runner import DrillResult, judge
 from chaos.drill.spec import parse_drill
 
@@ -119,6 +120,36 @@ def test_plots_of_an_empty_drill() -> None:
 
     assert plots.timeline(obs([])).startswith("<svg")
     assert "no data" in plots.latency_distribution(obs([]))
+
+
+def test_the_verdict_line_names_what_failed() -> None:
+    assert verdict_line(result()) == "Drill synthetic: PASSED, 3 of 3 checks hold"
+    assert verdict_line(result(fail=True)) == (
+        "Drill synthetic: FAILED, 2 of 3 checks hold; failed: success_rate [during]"
+    )
+
+
+def test_a_phase_that_never_happened_gets_no_row() -> None:
+    """Before: a drill whose faults start at once printed `| before | 0.0-0.0 s | 0 | n/a |`."""
+    r = result()
+    r.obs.phases = {"before": (0.0, 0.0), "during": (0.0, 6.0), "after": (6.0, 6.0)}
+    text = write_markdown(r)
+    assert "| before | 0.0-0.0 s |" not in text and "| after | 6.0-6.0 s |" not in text
+    assert "| during | 0.0-6.0 s | 30 |" in text
+
+
+def test_a_timed_drill_progress_bar_shows_seconds_not_a_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    from chaos.drill.runner import _Tqdm
+
+    drill = parse_drill(drill_data(traffic={"duration": 10, "concurrency": 2, "routes": {"chat": 1}}))
+    bar = _Tqdm(drill)
+    for i in range(1, 40):
+        bar.done(req(i, start=i * 0.2), elapsed=i * 0.2)
+        bar.bar.refresh()
+    bar.close()
+    err = capsys.readouterr().err
+    assert "8 of 10 s" in err and "failed=0" in err
+    assert "s/s" not in err and "?" not in err and "<" not in err  # no rate, no extrapolated ETA
 
 
 def test_the_summary_counts_continued_streams() -> None:

@@ -115,6 +115,7 @@ def test_cli_writes_reports_and_exits_0(
     assert main(["drill", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "# Drill `tiny`: PASSED" in out and f"Report: {tmp_path / 'out' / 'tiny' / 'report.html'}" in out
+    assert out.strip().splitlines()[-1].startswith("Drill tiny: PASSED, ")  # the verdict comes last
     names = sorted(p.name for p in (tmp_path / "out" / "tiny").iterdir())
     assert names == ["journal.json", "junit.xml", "report.html", "summary.md"]
 
@@ -164,3 +165,26 @@ def test_cli_quick_needs_a_quick_drill(write_drill: Any, capsys: pytest.CaptureF
     path = write_drill(drill_data())
     assert main(["drill", str(path), "--quick"]) == 2
     assert "no drill given is marked quick" in capsys.readouterr().err
+
+
+async def test_a_drill_through_a_cascade_reports_what_it_saved() -> None:
+    from chaos.drill.report.writers import write_markdown
+
+    data = drill_data(
+        name="cascade",
+        chaos={"rules": []},
+        traffic={"requests": 6, "concurrency": 2, "stream_share": 0.0, "routes": {"careful": 1}},
+        hypothesis={"checks": [{"check": "success_rate", "min": 0.99}]},
+    )
+    data["router"]["overrides"]["patterns"] = {
+        "careful": {"cascade": {"tiers": ["gpt-4o-mini", "claude-haiku"], "checks": [{"min_length": 1}]}}
+    }
+    data["router"]["overrides"]["models"] = {
+        "gpt-4o-mini": {"prices": {"input": 0.15, "output": 0.6}},
+        "claude-haiku": {"prices": {"input": 1.0, "output": 5.0}},
+    }
+    result = await run_drill(parse_drill(data), seed=1)
+    saved = [r.saved_usd for r in result.obs.requests]
+    assert len(saved) == 6 and all(s is not None and s > 0 for s in saved)
+    text = write_markdown(result)
+    assert "Cascade savings: $" in text and "over 6 cascaded requests" in text

@@ -50,7 +50,10 @@ def _error(data: Any, source: str = "d.yaml") -> str:
             {"traffic": {"requests": 5, "concurrency": 2, "rate": 3, "routes": {"chat": 1}}},
             "traffic: give concurrency (closed loop) or rate (open loop), not both",
         ),
-        ({"traffic": {"requests": 5, "routes": {"nope": 1}}}, "traffic.routes.nope: not a route or model"),
+        (
+            {"traffic": {"requests": 5, "routes": {"nope": 1}}},
+            "traffic.routes.nope: not a route, pattern, rule set or model",
+        ),
         ({"hypothesis": {"checks": [{"check": "nope"}]}}, "hypothesis.checks.0: Input tag 'nope'"),
         (
             {"hypothesis": {"checks": [{"check": "success_rate"}]}},
@@ -76,7 +79,7 @@ def _error(data: Any, source: str = "d.yaml") -> str:
         ({"chaos": {"rules": [{"name": "x", "fault": "nope"}]}}, "unknown fault 'nope'"),
         (
             {"router": {"config": {"providers": {}, "models": {}}, "mode": "library"}},
-            "traffic.routes.chat: not a route or model",
+            "traffic.routes.chat: not a route, pattern, rule set or model",
         ),
         ({"router": {"config": "missing.yaml"}}, "cannot read the router configuration"),
     ],

@@ -53,7 +53,7 @@ class _Target:
 class _Audit:
     def __init__(self, winner: str, candidates: list[str]) -> None:
         self.winner, self.candidates, self.attempts = winner, candidates, []
-        self.cost_usd, self.error_kind = 0.001, None
+        self.cost_usd, self.error_kind, self.saved_usd = 0.001, None, None
 
 
 def test_join_decides_completeness_from_what_the_mock_sent() -> None:

@@ -197,3 +197,42 @@ def test_quorum_arithmetic(n: int, data: st.DataObject) -> None:
     # the request survives exactly as many failures as the members above the quorum
     assert (n - failed >= quorum) == (failed <= n - quorum)
     assert n // 2 + 1 > n / 2  # the default quorum is a strict majority
+
+
+async def test_the_sidecar_sums_cascade_savings_and_counts_unknown_routes_in_metrics() -> None:
+    """Before: savings existed per request only, and a request naming no route was audited but
+    missing from turnout_requests_total."""
+    import openai
+    from aiohttp import ClientSession
+    from aiohttp.test_utils import TestServer
+
+    from router.sidecar import Built, SidecarSettings, create_app
+
+    answers = [answer('{"a": 1}', model="gpt-4o-mini")]
+    async with rig(answers, patterns=CASCADE) as r:
+        server = TestServer(create_app(SidecarSettings(), lambda: Built(r.router)))
+        async with server, ClientSession() as http:
+            client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key="k", max_retries=0)
+            for _ in range(3):
+                await client.chat.completions.create(
+                    model="careful", messages=[{"role": "user", "content": "Q"}]
+                )
+            with pytest.raises(openai.NotFoundError):
+                await client.chat.completions.create(
+                    model="nope", messages=[{"role": "user", "content": "Q"}]
+                )
+            await client.close()
+            saved = [rec.saved_usd for rec in r.log.records() if rec.route == "careful"]
+            assert len(saved) == 3 and all(s is not None and s > 0 for s in saved)
+            async with http.get(str(server.make_url("/metrics"))) as resp:
+                text = await resp.text()
+        lines = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line[:1] != "#"
+        }
+        assert lines['turnout_cascade_saved_usd{route="careful"}'] == pytest.approx(
+            sum(s or 0 for s in saved)
+        )
+        assert lines['turnout_requests_total{model="none",outcome="error",route="(unknown)"}'] == 1
+        assert not any('route="nope"' in key for key in lines)  # the client's string is never a label

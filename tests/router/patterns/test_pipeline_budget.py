@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from pattern_rig import answer, ask, fault, rig
 
 from router import AllAttemptsFailed, BudgetExceeded, ConfigError, parse_config
-from router.budget import Budget, Budgets, period_bounds
+from router.budget import Budget, Budgets, period_bounds, usd
 from router.clock import FakeClock
 from router.patterns import Pipeline, Stage
 from router.patterns.planner import PlanContext
@@ -124,7 +125,9 @@ async def test_budget_refuses_with_a_clear_error_and_resets_with_the_period() ->
         assert err.retry_after is not None and 0 < err.retry_after <= 86400
         rec = r.record("summarization")
         assert rec.outcome == "error" and rec.error_kind == "budget"
-        assert rec.decisions[0].startswith("budget: route summarization spent $0.00 of $0.00 today → refused")
+        assert re.fullmatch(
+            r"budget: route summarization spent \$0\.00\d+ of \$0\.001 today → refused", rec.decisions[0]
+        )
         assert isinstance(r.router.clock, FakeClock)
         r.router.clock.advance(err.retry_after)  # the next day: allowed again
         assert (await r.router.complete(ask("summarization", "Again."))).model == "best"
@@ -140,6 +143,51 @@ async def test_budget_downgrades_to_cheaper_models() -> None:
         decisions = r.record("summarization").decisions
         assert decisions[0].startswith("budget: route summarization spent $")
         assert decisions[0].endswith("today → downgrade to mid")
+
+
+async def test_a_finished_request_gives_back_its_reservation_at_once() -> None:
+    """Before: the full-max_tokens estimate ($0.0038 here) stayed reserved until the store write
+    ran, so a $0.001 budget refused the second request after one that cost $0.0001."""
+    budgets = {"daily": {"route": "summarization", "limit_usd": 0.001}}
+    async with rig(budgets=budgets, routes=BUDGET_ROUTES) as r:
+        costs: list[float] = []
+        with pytest.raises(BudgetExceeded) as exc:
+            for _ in range(100):
+                resp = await r.router.complete(ask("summarization", "Summarize the timetable."))
+                assert resp.cost_usd is not None
+                costs.append(resp.cost_usd)
+        assert 0 < costs[0] < 0.0005 and len(costs) >= 3
+        assert sum(costs[:-1]) < 0.001 <= sum(costs)  # refused exactly once the spend reached the limit
+        assert f"spent {usd(sum(costs))} of $0.001 today" in str(exc.value)
+
+
+async def test_a_downgrade_is_decided_on_spend_and_stays() -> None:
+    budgets = {
+        "daily": {"route": "summarization", "limit_usd": 0.001, "action": "downgrade", "downgrade": ["mid"]}
+    }
+    async with rig(budgets=budgets, routes=BUDGET_ROUTES) as r:
+        spent, models = 0.0, []
+        for _ in range(30):
+            resp = await r.router.complete(ask("summarization", "Summarize."))
+            models.append((resp.model, spent))
+            spent += resp.cost_usd or 0.0
+        first_mid = next(i for i, (m, _) in enumerate(models) if m == "mid")
+        assert all(m == "best" and s < 0.001 for m, s in models[:first_mid])
+        assert all(m == "mid" for m, _ in models[first_mid:])
+        assert models[first_mid][1] >= 0.001
+
+
+def test_usd_keeps_the_digits_that_matter() -> None:
+    assert [usd(x) for x in (0, 12.5, 1.0, 0.25, 0.001, 0.000141, 0.0012345, 0.00000123)] == [
+        "$0.00",
+        "$12.50",
+        "$1.00",
+        "$0.25",
+        "$0.001",
+        "$0.000141",
+        "$0.00123",
+        "$0.00000123",
+    ]
 
 
 class _StubRouter:
@@ -189,6 +237,35 @@ def test_budget_never_exceeded_beyond_one_in_flight_estimate(
 
     spent = asyncio.run(scenario())
     assert spent <= limit + estimate + 1e-9
+
+
+def test_a_downgrade_does_not_flap_while_requests_are_in_flight() -> None:
+    """Before: estimates in flight counted, so a downgrade budget switched at a fraction of its
+    limit and switched back as requests ended (models alternating at 14-78 % of the limit)."""
+    import asyncio
+
+    async def scenario() -> list[tuple[tuple[str, ...] | None, float]]:
+        budgets = _FixedEstimate([Budget("b", 1.0, route="r", downgrade=("cheap",))], 0.6)
+        router = _StubRouter()
+        seen: list[tuple[tuple[str, ...] | None, float]] = []
+        for _ in range(12):  # waves of 3 concurrent requests, each costing 0.05
+            contexts = []
+            for _ in range(3):
+                ctx = PlanContext(router, ask("r"), "r", None)  # type: ignore[arg-type]
+                before = await budgets.spent("b", router.clock.wall())
+                await budgets(ctx)
+                seen.append((ctx.chain, before))
+                contexts.append(ctx)
+            for ctx in contexts:
+                for finish in ctx.finishes:
+                    finish(AuditRecord("id", "r", [], 0.0, cost_usd=0.05))
+        return seen
+
+    seen = asyncio.run(scenario())
+    switched = next(i for i, (chain, _) in enumerate(seen) if chain == ("cheap",))
+    assert all(chain is None and spent < 1.0 for chain, spent in seen[:switched])
+    assert seen[switched][1] >= 1.0 - 1e-9
+    assert all(chain == ("cheap",) for chain, _ in seen[switched:])
 
 
 def test_period_bounds() -> None:
@@ -267,3 +344,43 @@ def test_template_fields_are_checked_against_what_each_stage_and_prompt_can_see(
         "<config>: patterns.pp.pipeline.stages[0].template: {item} has no value here (known: input)" in lines
     )
     assert not any("stages[1]" in line for line in lines)  # {stages.a} is an earlier stage
+
+
+async def test_a_budget_per_caller_api_key_over_the_sidecar() -> None:
+    """Callers pay per key: team A's key runs out, team B's goes on; both on the same route."""
+    import openai
+    from aiohttp.test_utils import TestServer
+
+    from router.sidecar import Built, SidecarSettings, create_app
+
+    budgets = {"team-a": {"api_key": "sk-team-a-0001", "limit_usd": 0.0003, "period": "month"}}
+    async with rig(budgets=budgets, routes=BUDGET_ROUTES) as r:
+        server = TestServer(create_app(SidecarSettings(), lambda: Built(r.router)))
+        async with server:
+            base = str(server.make_url("/v1"))
+            team_a = openai.AsyncOpenAI(base_url=base, api_key="sk-team-a-0001", max_retries=0)
+            team_b = openai.AsyncOpenAI(base_url=base, api_key="sk-team-b-0002", max_retries=0)
+            messages: list[Any] = [{"role": "user", "content": "Summarize."}]
+            served = 0
+            with pytest.raises(openai.APIStatusError) as exc:
+                for _ in range(30):
+                    await team_a.chat.completions.create(model="summarization", messages=messages)
+                    served += 1
+            assert exc.value.status_code == 402 and served >= 1
+            assert "API key …0001 spent $0.000" in exc.value.message
+            assert "sk-team-a" not in exc.value.message  # the key itself never leaves
+            for _ in range(served + 2):
+                answer = await team_b.chat.completions.create(model="summarization", messages=messages)
+                assert answer.choices[0].message.content
+            await team_a.close()
+            await team_b.close()
+
+
+def test_a_budget_names_exactly_one_subject() -> None:
+    data = {
+        "providers": {"p": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1", "api_key": "k"}},
+        "models": {"m": {"provider": "p", "model": "gpt-4o-mini"}},
+        "budgets": {"b": {"route": "m", "api_key": "sk-x", "limit_usd": 1}},
+    }
+    with pytest.raises(ConfigError, match=r"budgets\.b: .*exactly one of route, task, api_key"):
+        parse_config(data)
