@@ -9,6 +9,7 @@ from pydantic import BeforeValidator
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_SECONDS = 366 * 86400.0
 
 
 def parse_duration(value: Any) -> float:
@@ -36,6 +37,10 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"expected a duration such as 2.5, '250ms', '2s' or '1m30s', got {value!r}")
     if seconds < 0 or seconds != seconds:
         raise ValueError(f"a duration must be zero or more seconds, got {value!r}")
+    if seconds > MAX_SECONDS:  # inf and 1e308 included: no drill lasts a year, no wait either
+        raise ValueError(
+            f"a duration must be at most {MAX_SECONDS:g} seconds (a year), got {str(value)[:40]!r}"
+        )
     return seconds
 
 

@@ -23,7 +23,6 @@ Errors are ``{"error": "message"}`` with 400 (invalid input), 404 (no such rule)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +33,7 @@ from chaos.engine import ChaosEngine
 from chaos.faults import REGISTRY
 from chaos.rules import Rule
 from chaos.scenario import Scenario, ScenarioError, parse_scenario_text
+from turnout import safejson
 
 PREFIX = "/_chaos"
 ScenarioHook = Callable[[Scenario], Awaitable[None] | None]
@@ -97,9 +97,9 @@ class ControlAPI:
 
     async def _rule_from(self, request: web.Request, name: str | None = None) -> Rule | web.Response:
         try:
-            data = await request.json()
-        except json.JSONDecodeError as exc:
-            return _error(400, f"the body is not valid JSON: {exc}")
+            data = safejson.loads(await request.read())
+        except safejson.JSONError as exc:
+            return _error(400, str(exc))
         if not isinstance(data, dict):
             return _error(400, "the body must be a JSON object (a rule)")
         if name is not None and data.setdefault("name", name) != name:
@@ -165,10 +165,10 @@ class ControlAPI:
         return web.json_response(scenario.to_dict())
 
     async def journal(self, request: web.Request) -> web.Response:
-        try:
-            since = int(request.query.get("since", "0"))
-        except ValueError:
-            return _error(400, "since must be an integer request index")
+        raw = request.query.get("since", "0")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):  # "²".isdigit() is true
+            return _error(400, "since must be a non-negative integer request index")
+        since = int(raw)
         entries: list[dict[str, Any]] = [e for e in self.engine.journal if e["index"] >= since]
         return web.json_response(entries)
 

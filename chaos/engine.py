@@ -15,7 +15,6 @@ Per-request fault headers (off unless ``header_faults=True``)::
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from chaos.rules import Rule
 from chaos.triggers import Trigger, TriggerState
 from mockproviders._types import AbortConnection, Clock, Handler, MockRequest, MockResponse, StreamEvent
 from mockproviders.clock import SystemClock
+from turnout import safejson
 
 if TYPE_CHECKING:
     from chaos.scenario import Scenario
@@ -189,7 +189,7 @@ class ChaosEngine:
             return None
         try:
             raw = request.headers.get(FAULT_PARAMS_HEADER)
-            params = json.loads(raw) if raw else {}
+            params = safejson.loads(raw, what=FAULT_PARAMS_HEADER) if raw else {}
             rule = Rule.model_validate({"name": "header", "fault": fault_name.strip(), "params": params})
         except (ValueError, ValidationError) as exc:
             text = str(exc).splitlines()

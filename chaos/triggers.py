@@ -14,8 +14,10 @@ rule's target matches, whether or not the other triggers fire.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -94,15 +96,23 @@ class EveryK(Trigger):
 
 @dataclass(frozen=True)
 class Sequence(Trigger):
-    """Fires following a fail/pass pattern over matching requests, e.g. fail 3, pass 1, repeat."""
+    """Fires following a fail/pass pattern over matching requests, e.g. fail 3, pass 1, repeat.
 
-    pattern: tuple[bool, ...]
+    The pattern is kept as runs (``((True, 3), (False, 1))``), so ``fail 100000000`` costs a
+    tuple of one pair, not of a hundred million booleans."""
+
+    pattern: tuple[tuple[bool, int], ...]
     repeat: bool = True
+    _ends: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ends", tuple(itertools.accumulate(n for _, n in self.pattern)))
 
     def fires(self, state: TriggerState) -> bool:
-        if not self.repeat and state.nth >= len(self.pattern):
+        total = self._ends[-1]
+        if not self.repeat and state.nth >= total:
             return False
-        return self.pattern[state.nth % len(self.pattern)]
+        return self.pattern[bisect.bisect_right(self._ends, state.nth % total)][0]
 
 
 @dataclass(frozen=True)
@@ -151,20 +161,30 @@ class Brownout(Trigger):
 _SEQ_PART = re.compile(r"^(fail|pass)(?:\s+(\d+))?$")
 
 
-def parse_sequence(text: str) -> tuple[bool, ...]:
-    """``"fail 3, pass 1"`` → (True, True, True, False); ValueError names the bad part."""
-    pattern: list[bool] = []
-    for raw in text.split(","):
+MAX_SEQUENCE_PARTS = 1000
+MAX_SEQUENCE_COUNT = 10**12  # far beyond any run; a longer count is a typo
+
+
+def parse_sequence(text: str) -> tuple[tuple[bool, int], ...]:
+    """``"fail 3, pass 1"`` → ((True, 3), (False, 1)); ValueError names the bad part."""
+    pattern: list[tuple[bool, int]] = []
+    parts = text.split(",")
+    if len(parts) > MAX_SEQUENCE_PARTS:
+        raise ValueError(f"a sequence has at most {MAX_SEQUENCE_PARTS} parts, got {len(parts)}")
+    for raw in parts:
         part = raw.strip().lower()
         m = _SEQ_PART.match(part)
         if not m:
             raise ValueError(
                 f"expected parts like 'fail 3' or 'pass 1' separated by commas, got {raw.strip()!r}"
             )
-        count = int(m.group(2) or 1)
-        if count < 1:
-            raise ValueError(f"a count must be at least 1, got {raw.strip()!r}")
-        pattern.extend([m.group(1) == "fail"] * count)
+        digits = m.group(2) or "1"
+        count = int(digits) if len(digits) <= 13 else MAX_SEQUENCE_COUNT + 1
+        if not 1 <= count <= MAX_SEQUENCE_COUNT:
+            raise ValueError(
+                f"a count must be at least 1 and at most {MAX_SEQUENCE_COUNT}, got {raw.strip()[:40]!r}"
+            )
+        pattern.append((m.group(1) == "fail", count))
     return tuple(pattern)
 
 

@@ -46,6 +46,7 @@ from mockproviders.providers import PROVIDERS
 from mockproviders.providers._base import ProviderAPI, Render, Usage
 from mockproviders.providers.openai import encode_base64
 from mockproviders.tokens import count_tokens, embedding_vector, stable_hash
+from turnout import safejson
 
 CACHE_TTL = 300.0  # Anthropic's ephemeral prompt cache lifetime, seconds
 _JSON = {"content-type": "application/json"}
@@ -59,7 +60,7 @@ def parse_body(body: bytes) -> tuple[Any, str | None, bool]:
     data: Any = None
     if body:
         try:
-            data = json.loads(body)
+            data = safejson.loads(body)
         except ValueError:
             data = None
     model = data.get("model") if isinstance(data, dict) else None
@@ -412,7 +413,7 @@ def _jitter(rng: random.Random, latency: Latency) -> float:
 
 def _error_type(body: bytes) -> str | None:
     try:
-        data = json.loads(body)
+        data = safejson.loads(body)
     except ValueError:
         return None
     if not isinstance(data, dict):

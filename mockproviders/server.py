@@ -105,7 +105,7 @@ async def _health(request: web.Request) -> web.Response:
 async def _journal(request: web.Request) -> web.Response:
     core = request.app[CORE_KEY]
     since = request.query.get("since", "0")
-    if not since.isdigit():
+    if not (since.isascii() and since.isdigit() and len(since) <= 18):
         return web.json_response({"error": "since must be a non-negative integer"}, status=400)
     start = int(since)
     entries = [e.to_dict() for e in core.journal if e.index >= start]

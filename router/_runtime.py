@@ -170,7 +170,9 @@ def build_runtime(
     for pname, pcfg in cfg.providers.items():
         given = (adapters or {}).get(pname)
         by_provider[pname] = (
-            given if given is not None else make_adapter(pcfg.kind, connections=pcfg.connections)
+            given
+            if given is not None
+            else make_adapter(pcfg.kind, connections=pcfg.connections, max_reply_bytes=pcfg.max_reply_bytes)
         )
     d = cfg.defaults
     base_timeouts = cfg.timeouts_for(None)

@@ -27,6 +27,7 @@ import aiohttp
 from router import errors as E
 from router import transport as T
 from router.headers import parse_retry_after, parse_should_retry
+from turnout import safejson
 
 __all__ = [
     "RULES",
@@ -181,7 +182,7 @@ def classify_response(
 ) -> E.RouterError:
     """The error for an HTTP answer with a non-2xx ``status``."""
     try:
-        payload = json.loads(body) if body else None
+        payload = safejson.loads(body) if body else None
     except ValueError:
         payload = None
     message, etype, code = error_fields(payload)
@@ -225,6 +226,10 @@ def classify_exception(exc: BaseException, *, provider: str, model: str, phase: 
     if isinstance(exc, T.TransportError):
         if isinstance(exc, T.ConnectTimeout):
             return E.AttemptTimeout(f"connect timeout ({detail})", **kw)
+        if isinstance(exc, T.HeadTimeout):
+            return E.AttemptTimeout(f"read timeout ({detail})", **kw)
+        if isinstance(exc, T.TooLarge):
+            return E.MalformedResponse(f"the answer is too large ({detail})", **kw)
         if isinstance(exc, T.PayloadError):
             return E.StreamCut(f"the answer was cut during {phase} ({detail})", **kw)
         if isinstance(exc, T.ConnectError):

@@ -145,6 +145,9 @@ class ProviderConfig(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
     connections: int = Field(default=256, ge=1)  # the connection pool of this provider's one session
+    # The largest answer body read from this provider, decompressed; a larger one is a malformed
+    # reply (the route falls back), never unbounded memory. 64 MiB by default.
+    max_reply_bytes: int = Field(default=64 << 20, ge=1024)
 
 
 class DeploymentConfig(_Model):

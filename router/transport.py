@@ -12,7 +12,11 @@ advance, JSON or server-sent events back. So this module does just that:
   dropped once the server closes them or they sit idle past ``keepalive``;
 - at most ``limit`` requests in flight per pool (further ones wait their turn);
 - the status line and headers parsed by httptools (llhttp); Content-Length, chunked and
-  close-delimited bodies; gzip and deflate answers decompressed;
+  close-delimited bodies; gzip and deflate (zlib-wrapped or raw) answers decompressed;
+  informational answers (``100 Continue``, ``103 Early Hints``) skipped;
+- every answer's body bounded by ``max_body`` bytes after decompression (:class:`TooLarge`);
+  a compressed body that ends before its compressed stream does is cut (:class:`PayloadError`);
+- idle connections closed by a sweep once they pass ``keepalive``, not only when next wanted;
 - the caller's time limits stay the caller's (``asyncio.timeout`` around the awaits); this
   module bounds only the connect.
 
@@ -38,10 +42,12 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "Disconnected",
+    "HeadTimeout",
     "HttpPool",
     "PayloadError",
     "ProtocolError",
     "Response",
+    "TooLarge",
     "TransportError",
 ]
 
@@ -70,8 +76,17 @@ class ProtocolError(TransportError):
     """The server's reply is not valid HTTP/1.1."""
 
 
+class TooLarge(TransportError):
+    """The answer's body is larger than the pool's ``max_body`` (after decompression)."""
+
+
+class HeadTimeout(TransportError, TimeoutError):
+    """The request was sent, but the answer's status line and headers did not come in time."""
+
+
 _Origin = tuple[str, str, int]  # scheme, host, port
 _READ_HIGH_WATER = 256 * 1024  # pause the socket when this much body is buffered unread
+MAX_BODY = 64 << 20  # the default bound on one answer's body, decompressed
 
 
 class _Conn(asyncio.Protocol):
@@ -82,15 +97,18 @@ class _Conn(asyncio.Protocol):
         "_buffered",
         "_decoder",
         "_headers",
+        "_informational",
         "_parser",
         "_paused",
         "_raw_headers",
+        "_received",
         "_waiter",
         "closed",
         "complete",
         "error",
         "idle_since",
         "keep_alive",
+        "max_body",
         "on_done",
         "origin",
         "status",
@@ -102,6 +120,7 @@ class _Conn(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.origin: _Origin = ("", "", 0)
+        self.max_body = MAX_BODY
         # One parser for the connection's life: llhttp starts on the next message by itself.
         self._parser = httptools.HttpResponseParser(self)
         self._reset()
@@ -111,6 +130,8 @@ class _Conn(asyncio.Protocol):
         self._headers: CIMultiDictProxy[str] | None = None
         self._body: collections.deque[bytes] = collections.deque()
         self._buffered = 0
+        self._received = 0  # body bytes of this answer so far, decompressed
+        self._informational = False
         self._paused = False
         self._decoder: Any = None
         self._waiter: asyncio.Future[None] | None = None
@@ -158,29 +179,41 @@ class _Conn(asyncio.Protocol):
         self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # 100 Continue, 103 Early Hints: not the answer, which follows
+            self._informational = True
+            self._raw_headers = []
+            return
+        self.status = status
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in self._raw_headers:
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
         self._headers = CIMultiDictProxy(headers)
         encoding = headers.get("content-encoding", "").lower()
-        if encoding == "gzip":
-            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if encoding in ("gzip", "x-gzip"):
+            self._decoder = "gzip"  # the decompressor is made when the first bytes come
         elif encoding == "deflate":
-            self._decoder = zlib.decompressobj(zlib.MAX_WBITS)
+            self._decoder = "deflate"  # zlib-wrapped or raw: told apart by the first bytes
         self._wake()
 
     def on_body(self, body: bytes) -> None:
         if self.on_done is not None:
             return  # released before its end: the rest is read and dropped
+        room = self.max_body - self._received
         if self._decoder is not None:
+            if isinstance(self._decoder, str):
+                self._decoder = zlib.decompressobj(_wbits(self._decoder, body))
             try:
-                body = self._decoder.decompress(body)
+                body = self._decoder.decompress(body, room + 1)  # never expands past the bound
             except zlib.error as exc:
                 self._fail(PayloadError(f"cannot decompress the answer ({exc})"))
                 return
             if not body:
                 return
+        self._received += len(body)
+        if len(body) > room:
+            self._fail(TooLarge(f"the answer's body is larger than {self.max_body} bytes"))
+            return
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > _READ_HIGH_WATER and not self._paused and self.transport is not None:
@@ -189,6 +222,9 @@ class _Conn(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+            return
         self.keep_alive = self._parser.should_keep_alive()  # llhttp forgets it once the call returns
         self._finish()
 
@@ -203,8 +239,12 @@ class _Conn(asyncio.Protocol):
         )
 
     def _finish(self) -> None:
-        if self._decoder is not None:
-            tail = self._decoder.flush()
+        decoder = self._decoder
+        if decoder is not None and not isinstance(decoder, str) and self.on_done is None:
+            if not decoder.eof:
+                self._fail(PayloadError("the compressed answer ends before its compressed stream does"))
+                return
+            tail = decoder.flush()
             if tail:
                 self._body.append(tail)
         self.complete = True
@@ -262,6 +302,15 @@ class _Conn(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
         return data
+
+
+def _wbits(encoding: str, first: bytes) -> int:
+    """zlib's window bits for a body: gzip, or deflate as sent (zlib-wrapped per RFC 9110, or the
+    raw stream some servers send, told apart by the zlib header's check bits)."""
+    if encoding == "gzip":
+        return 16 + zlib.MAX_WBITS
+    wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+    return zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -332,9 +381,12 @@ class HttpPool:
         keepalive: float = 15.0,
         drain_timeout: float = 2.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.limit = limit
         self.keepalive = keepalive
+        self.max_body = max_body
+        self._sweep: asyncio.TimerHandle | None = None
         self.drain_timeout = drain_timeout
         self._ssl_context = ssl_context
         self._idle: dict[_Origin, list[_Conn]] = {}
@@ -413,10 +465,24 @@ class HttpPool:
         except BaseException:
             slots.release()
             raise
+        conn.max_body = self.max_body
         try:
             conn.transport.writelines(lines)  # type: ignore[union-attr]
             while conn._headers is None:
                 await conn._wait(deadline)
+        except TimeoutError as exc:
+            conn.close()
+            slots.release()
+            if isinstance(exc, TransportError):
+                raise
+            # The request is out: what timed out is the wait for the answer, not the connect.
+            raise HeadTimeout("the request was sent but no answer came within the limit") from None
+        except TransportError:
+            if conn._headers is None:
+                conn.close()
+                slots.release()
+                raise
+            # The head is in and the body already failed (cut, too large): the reader sees it.
         except BaseException:
             conn.close()
             slots.release()
@@ -471,10 +537,33 @@ class HttpPool:
 
     def _pool_idle(self, conn: _Conn) -> None:
         if conn.reusable():
-            conn.idle_since = asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
+            conn.idle_since = loop.time()
             self._idle.setdefault(conn.origin, []).append(conn)
+            if self._sweep is None:
+                self._sweep = loop.call_later(self.keepalive, self._close_stale)
         else:
             conn.close()
+
+    def _close_stale(self) -> None:
+        """Close connections idle past ``keepalive``; again later while any stay pooled."""
+        self._sweep = None
+        if self._loop is None or self._loop.is_closed():
+            return
+        now = self._loop.time()
+        left = False
+        for origin, conns in list(self._idle.items()):
+            fresh = [c for c in conns if not c.closed and now - c.idle_since <= self.keepalive]
+            for c in conns:
+                if c not in fresh:
+                    c.close()
+            if fresh:
+                self._idle[origin] = fresh
+                left = True
+            else:
+                del self._idle[origin]
+        if left:
+            self._sweep = self._loop.call_later(self.keepalive / 2, self._close_stale)
 
     @staticmethod
     def _drain_expired(conn: _Conn) -> None:
@@ -483,6 +572,9 @@ class HttpPool:
             conn.close()
 
     async def aclose(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()

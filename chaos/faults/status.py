@@ -9,24 +9,42 @@ else), ``message`` and extra ``headers``.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from chaos._duration import Duration
+from chaos._duration import MAX_SECONDS, Duration
 from chaos.faults._base import Fault, FaultContext, FaultParams, register
 from chaos.faults._bodies import error_response
 from mockproviders._types import Handler, MockRequest, MockResponse, Provider
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class StatusParams(FaultParams):
     """Headers and message every status fault can carry."""
 
     retry_after: Duration | None = Field(default=None, description="seconds, sent as retry-after")
-    retry_after_ms: float | None = Field(default=None, ge=0, description="sent as retry-after-ms")
+    retry_after_ms: float | None = Field(
+        default=None, ge=0, le=MAX_SECONDS * 1000, description="sent as retry-after-ms"
+    )
     should_retry: bool | None = Field(default=None, description="sent as x-should-retry")
     message: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, headers: dict[str, str]) -> dict[str, str]:
+        """Only headers that can be written: a token for a name, no line break in a value (one
+        would split the answer's head, and every request the rule matched was dropped)."""
+        for name, value in headers.items():
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"header name {name[:40]!r} is not an HTTP token")
+            if _CONTROL.search(value):
+                raise ValueError(f"header {name!r}: the value holds a control character (CR, LF, ...)")
+        return headers
 
 
 def _number(value: float) -> str:

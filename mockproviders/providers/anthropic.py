@@ -32,6 +32,7 @@ from mockproviders.providers._base import (
     tool_schema_list,
 )
 from mockproviders.tokens import MESSAGE_OVERHEAD, count_tokens, split_tokens, stable_hash, text_parts
+from turnout import safejson
 
 FINISH = {
     "stop": "end_turn",
@@ -51,7 +52,7 @@ def _stop_reason(c: Choice) -> str:
 
 def _tool_input(arguments: str) -> Any:
     try:
-        value = json.loads(arguments)
+        value = safejson.loads(arguments)
     except ValueError:
         return arguments  # a fault asked for invalid JSON: send it as it is
     return value if isinstance(value, dict) else arguments

@@ -9,6 +9,7 @@ from __future__ import annotations
 from router.adapters import anthropic, mistral, openai
 from router.adapters._http import Codec, HttpAdapter
 from router.adapters.base import Adapter, AdapterEvent, CallOptions, Deployment, StreamAccumulator
+from router.transport import MAX_BODY
 
 __all__ = [
     "CODECS",
@@ -75,9 +76,9 @@ CODECS: dict[str, Codec] = {
 CONTINUES: dict[str, bool] = {"anthropic": True, "mistral": True, "openai": False, "openai_compatible": False}
 
 
-def make_adapter(kind: str, *, connections: int = 256) -> HttpAdapter:
+def make_adapter(kind: str, *, connections: int = 256, max_reply_bytes: int = MAX_BODY) -> HttpAdapter:
     """The HTTP adapter for a provider ``kind`` (a key of :data:`CODECS`)."""
-    return HttpAdapter(CODECS[kind], connections=connections)
+    return HttpAdapter(CODECS[kind], connections=connections, max_reply_bytes=max_reply_bytes)
 
 
 def make_deployment(

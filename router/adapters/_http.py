@@ -23,7 +23,7 @@ from router import errors as E
 from router.adapters.base import AdapterEvent, CallOptions, Deployment, StreamAccumulator
 from router.classify import classify_exception, classify_response, malformed
 from router.sse import SSEEvent, SSEParser
-from router.transport import ConnectError, ConnectTimeout, HttpPool, Response
+from router.transport import MAX_BODY, ConnectError, ConnectTimeout, HttpPool, Response
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -33,8 +33,23 @@ from router.types import (
     TextDelta,
     ToolCallDelta,
 )
+from turnout import safejson
 
 _TRANSPORT = (OSError, asyncio.TimeoutError)  # router.transport's errors are ConnectionErrors
+# What a codec's translation raises on a reply of an unexpected shape (a number where text was
+# due, ``1e400`` tokens): a malformed reply, which falls back like any other, never a crash.
+_SHAPE = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+def _translate(fn: Callable[[Any, Deployment], Any], body: Any, deployment: Deployment) -> Any:
+    try:
+        return fn(body, deployment)
+    except _SHAPE as exc:
+        raise malformed(
+            f"unexpected reply shape ({type(exc).__name__}: {exc})",
+            provider=deployment.provider,
+            model=deployment.name,
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +79,10 @@ def _min(*values: float | None) -> float | None:
 class HttpAdapter:
     """One provider over one :class:`router.transport.HttpPool` (at most ``connections`` in flight)."""
 
-    def __init__(self, codec: Codec, *, connections: int = 256) -> None:
+    def __init__(self, codec: Codec, *, connections: int = 256, max_reply_bytes: int = MAX_BODY) -> None:
         self.codec = codec
         self.connections = connections
-        self._pool = HttpPool(limit=connections)
+        self._pool = HttpPool(limit=connections, max_body=max_reply_bytes)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -103,7 +118,7 @@ class HttpAdapter:
         if status >= 300:
             raise classify_response(self.codec.kind, status, body, resp.headers, **self._where(deployment))
         try:
-            return json.loads(body)
+            return safejson.loads(body)
         except ValueError:
             raise malformed("response body is not JSON", **self._where(deployment), raw=body) from None
 
@@ -113,7 +128,7 @@ class HttpAdapter:
         body = await self._post_json(
             deployment, deployment.chat_url, self.codec.to_wire(request, deployment), options
         )
-        return self.codec.from_wire(body, deployment)
+        return _translate(self.codec.from_wire, body, deployment)
 
     async def embed(
         self, deployment: Deployment, request: EmbeddingRequest, options: CallOptions
@@ -124,7 +139,7 @@ class HttpAdapter:
         body = await self._post_json(
             deployment, deployment.embeddings_url, codec.embed_to_wire(request, deployment), options
         )
-        return codec.embed_from_wire(body, deployment)
+        return _translate(codec.embed_from_wire, body, deployment)
 
     async def stream(
         self, deployment: Deployment, request: ChatRequest, options: CallOptions
@@ -186,7 +201,12 @@ class HttpAdapter:
                 except ValueError as exc:
                     raise malformed(str(exc), **where) from None
                 for ev in events:
-                    deltas = codec.parse_event(ev, acc)
+                    try:
+                        deltas = codec.parse_event(ev, acc)
+                    except _SHAPE as exc:
+                        raise malformed(
+                            f"unexpected event shape ({type(exc).__name__}: {exc})", **where
+                        ) from None
                     if deltas:
                         begun = True
                         for d in deltas:

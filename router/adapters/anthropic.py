@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from router.adapters.base import Deployment, StreamAccumulator
+from router.adapters.base import Deployment, StreamAccumulator, token_count
 from router.classify import classify_stream_error, malformed
 from router.sse import SSEEvent
 from router.types import (
@@ -28,6 +28,7 @@ from router.types import (
     ToolCallDelta,
     Usage,
 )
+from turnout import safejson
 
 VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -67,7 +68,7 @@ def _blocks(content: str | list[TextPart]) -> str | list[dict[str, Any]]:
 
 def _tool_input(arguments: str) -> Any:
     try:
-        value = json.loads(arguments) if arguments else {}
+        value = safejson.loads(arguments) if arguments else {}
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
@@ -149,13 +150,17 @@ def usage_from_wire(u: Any, base: Usage | None = None) -> Usage:
     usage = base or Usage()
     read, write = u.get("cache_read_input_tokens"), u.get("cache_creation_input_tokens")
     if read is not None:
-        usage.cached_input_tokens = int(read)
+        usage.cached_input_tokens = token_count(read, "cache_read_input_tokens")
     if write is not None:
-        usage.cache_write_tokens = int(write)
+        usage.cache_write_tokens = token_count(write, "cache_creation_input_tokens")
     if u.get("input_tokens") is not None:
-        usage.input_tokens = int(u["input_tokens"]) + usage.cached_input_tokens + usage.cache_write_tokens
+        usage.input_tokens = (
+            token_count(u["input_tokens"], "input_tokens")
+            + usage.cached_input_tokens
+            + usage.cache_write_tokens
+        )
     if u.get("output_tokens") is not None:
-        usage.output_tokens = int(u["output_tokens"])
+        usage.output_tokens = token_count(u["output_tokens"], "output_tokens")
     return usage
 
 
@@ -199,7 +204,7 @@ def parse_event(ev: SSEEvent, acc: StreamAccumulator) -> list[TextDelta | ToolCa
     if ev.event == "ping":
         return []
     try:
-        payload = json.loads(ev.data)
+        payload = safejson.loads(ev.data)
     except ValueError:
         raise malformed(
             "stream event is not JSON", provider=dep.provider, model=dep.name, raw=ev.data

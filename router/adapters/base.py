@@ -29,6 +29,21 @@ AdapterEvent = TextDelta | ToolCallDelta | StreamEnd
 HeadersHook = Callable[[Mapping[str, str]], None]
 
 
+_MAX_TOKENS = 1 << 40  # far above any context window: a bigger count is a broken reply
+
+
+def token_count(value: object, name: str) -> int:
+    """A usage count from a provider's reply: a non-negative integer (``3.0`` is 3), or
+    ``ValueError`` naming the field (``1e400``, ``-5``, ``"12"`` are broken replies, not counts)."""
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_TOKENS:
+        raise ValueError(f"usage.{name} is not a token count: {str(value)[:40]}")
+    return value
+
+
 @dataclass(slots=True, frozen=True)
 class Deployment:
     """A provider's model as the router calls it; built once from the config, URLs precomputed."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from router.adapters.base import Deployment, StreamAccumulator
+from router.adapters.base import Deployment, StreamAccumulator, token_count
 from router.classify import classify_stream_error, malformed
 from router.sse import SSEEvent
 from router.types import (
@@ -25,6 +25,7 @@ from router.types import (
     ToolSpec,
     Usage,
 )
+from turnout import safejson
 
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -126,9 +127,9 @@ def usage_from_wire(u: Any) -> Usage:
     details = u.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return Usage(
-        input_tokens=int(u.get("prompt_tokens") or 0),
-        output_tokens=int(u.get("completion_tokens") or 0),
-        cached_input_tokens=int(cached or 0),
+        input_tokens=token_count(u.get("prompt_tokens"), "prompt_tokens"),
+        output_tokens=token_count(u.get("completion_tokens"), "completion_tokens"),
+        cached_input_tokens=token_count(cached, "prompt_tokens_details.cached_tokens"),
     )
 
 
@@ -185,7 +186,7 @@ def parse_event(ev: SSEEvent, acc: StreamAccumulator) -> list[TextDelta | ToolCa
         return []
     dep = acc.deployment
     try:
-        chunk = json.loads(data)
+        chunk = safejson.loads(data)
     except ValueError:
         raise malformed("stream event is not JSON", provider=dep.provider, model=dep.name, raw=data) from None
     if not isinstance(chunk, dict):

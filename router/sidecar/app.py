@@ -80,8 +80,11 @@ def errors_middleware(state: State) -> Any:
 
 
 def _key_ok(presented: str, keys: list[bytes]) -> bool:
-    """Constant-time comparison against every key (no early exit on a match)."""
-    candidate = presented.encode()
+    """Constant-time comparison against every key (no early exit on a match).
+
+    Both servers decode header values as UTF-8 with ``surrogateescape``, so encoding back the
+    same way gives the bytes the client sent, whatever they are (``\xff\xfe`` included)."""
+    candidate = presented.encode("utf-8", "surrogateescape")
     ok = False
     for key in keys:
         ok |= hmac.compare_digest(candidate, key)
@@ -135,6 +138,9 @@ class Guard:
 def guard_middleware(state: State, guard: Guard) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.version >= (1, 1) and "Host" not in request.headers:
+            # RFC 9112 section 3.2: a server must answer 400 to an HTTP/1.1 request without Host.
+            return _respond(json_answer(400, "The request has no Host header.", "invalid_request"))
         if not request.path.startswith(_GUARDED):
             return await handler(request)
         refused = guard.refuse(request.headers, request.content_length)

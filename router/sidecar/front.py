@@ -39,10 +39,12 @@ log = logging.getLogger("turnout.sidecar")
 # The two endpoints served here: path -> the handler's name in the dispatch table.
 FAST_PATHS = {b"/v1/chat/completions": "chat", b"/v1/embeddings": "embeddings"}
 MAX_HEAD = 16 * 1024  # a longer head goes to aiohttp, which rejects it properly
+MAX_HEADER_LINES = 100  # more header lines: aiohttp's (its own limits then apply)
+MAX_LENGTH_DIGITS = 15  # a longer Content-Length is refused (400), as one not all ASCII digits
 # A control byte other than TAB (a bare CR or LF included) once the head's CRLFs are replaced by
 # TABs: not plain, aiohttp's. (One alternation with lookarounds cost 14 us a head; this 2.5 us.)
 _IRREGULAR = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_HANDED = frozenset({"transfer-encoding", "expect", "upgrade"})
+_HANDED = frozenset({"transfer-encoding", "upgrade"})
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -112,11 +114,21 @@ class Front:
         *,
         max_body: int,
         keepalive_timeout: float = 75.0,
+        head_timeout: float = 10.0,
+        body_timeout: float = 60.0,
+        max_connections: int = 4096,
     ) -> None:
         self.dispatch = dispatch
         self.fallback = fallback  # aiohttp's web.Server: a protocol per connection handed over
         self.max_body = max_body
         self.keepalive_timeout = keepalive_timeout
+        self.head_timeout = head_timeout  # a request's first byte to the end of its head
+        self.body_timeout = body_timeout  # the end of the head to the end of the body
+        self.max_connections = max_connections  # open ones, handed over or not
+        self.tick = min(keepalive_timeout, head_timeout, body_timeout) / 4
+        self.open = 0
+        self.refused = 0  # connections closed at once: over max_connections
+        self.timed_out = 0  # requests answered 408: head or body not in time
         self.connections: set[FrontProtocol] = set()
         self.closing = False
         self.served = 0  # requests answered here
@@ -124,6 +136,9 @@ class Front:
 
     def __call__(self) -> FrontProtocol:
         return FrontProtocol(self)
+
+    def lost(self) -> None:
+        self.open -= 1
 
     def shutdown(self) -> None:
         """Stop keeping connections alive: idle ones close now, busy ones after their answer."""
@@ -161,16 +176,27 @@ class FrontProtocol(asyncio.Protocol):
         self._paused_reading = False
         self._idle: asyncio.TimerHandle | None = None
         self._last = 0.0  # loop time of the last request's end (or the connection's start)
+        self._began = 0.0  # loop time of the buffered request's first byte
+        self._head_at = 0.0  # loop time its head was complete
         self._lost = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.front.connections.add(self)
+        front = self.front
+        front.open += 1
+        if front.open > front.max_connections:
+            front.refused += 1
+            self._lost = True  # nothing is read from it, nothing is written
+            transport.close()
+            return
+        front.connections.add(self)
         self._arm_idle()
 
     def data_received(self, data: bytes) -> None:
+        if not self.buf and self.task is None:
+            self._began = asyncio.get_running_loop().time()
         self.buf += data
         if self.task is None:
             self._next()
@@ -184,6 +210,7 @@ class FrontProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._lost = True
+        self.front.lost()
         self.front.connections.discard(self)
         if self._idle is not None:
             self._idle.cancel()
@@ -258,16 +285,44 @@ class FrontProtocol(asyncio.Protocol):
     def _arm_idle(self) -> None:
         loop = asyncio.get_running_loop()
         self._last = loop.time()
-        self._idle = loop.call_at(self._last + self.front.keepalive_timeout, self._idle_timeout)
+        self._idle = loop.call_at(self._last + self.front.tick, self._idle_timeout)
 
     def _idle_timeout(self) -> None:
-        """Close a connection idle for ``keepalive_timeout``; one timer per connection, re-armed."""
+        """One timer per connection, re-armed: close it when idle for ``keepalive_timeout``;
+        answer 408 and close it when a request's head or body is not in within its limit."""
         loop = asyncio.get_running_loop()
-        due = self._last + self.front.keepalive_timeout
-        if self.task is None and not self.buf and loop.time() >= due:
-            self.close()
+        now = loop.time()
+        front = self.front
+        # Without a request begun, look again within a quarter of the shortest limit: a request
+        # that begins meanwhile is then timed out at most that late (no timer moved per request).
+        tick = front.tick
+        if self.task is not None:
+            due = now + tick  # an answer under way: nothing to time yet
+        elif not self.buf:
+            due = self._last + front.keepalive_timeout
+            if now >= due:
+                self.close()
+                return
+            due = min(due, now + tick)
         else:
-            self._idle = loop.call_at(max(due, loop.time() + 1.0), self._idle_timeout)
+            head = self._pending is None
+            due = self._began + front.head_timeout if head else self._head_at + front.body_timeout
+            if now >= due:
+                front.timed_out += 1
+                what = "request head" if head else "request body"
+                limit = front.head_timeout if head else front.body_timeout
+                self._refuse(408, f"The {what} did not arrive within {limit:g} seconds.", "request_timeout")
+                return
+        self._idle = loop.call_at(due, self._idle_timeout)
+
+    def _refuse(self, status: int, message: str, code: str) -> None:
+        """Answer an error and close: the rest of what this client sent is not read."""
+        self.buf.clear()
+        self._pending = None
+        if not self._lost and self.transport is not None:
+            exchange = Exchange(self, CIMultiDict(), b"", True)
+            exchange.respond(*json_answer(status, message, code))
+        self.close()
 
     def _next(self) -> None:
         """Start the next complete request in the buffer, or hand the connection over."""
@@ -277,6 +332,7 @@ class FrontProtocol(asyncio.Protocol):
             if pending is None:
                 return
             self._pending = pending
+            self._head_at = asyncio.get_running_loop().time()
         kind, headers, start, total, close = pending
         if len(self.buf) < total:
             return  # the body is still arriving
@@ -290,11 +346,15 @@ class FrontProtocol(asyncio.Protocol):
         buf = self.buf
         end = buf.find(b"\r\n\r\n")
         if end < 0:
-            if len(buf) > MAX_HEAD:
+            # Not complete; a bare LF (so no CRLF CRLF may ever come) or a long head is not plain.
+            if len(buf) > MAX_HEAD or buf.count(b"\n") != buf.count(b"\r\n"):
                 self._handoff()
             return None
         head = bytes(buf[:end])
         lines = head.split(b"\r\n")
+        if end > MAX_HEAD or len(lines) > MAX_HEADER_LINES + 1:
+            self._handoff()  # aiohttp applies its own limits (and answers 431/400)
+            return None
         request_line = lines[0].split(b" ")
         kind = FAST_PATHS.get(request_line[1]) if len(request_line) == 3 else None
         if (
@@ -308,24 +368,43 @@ class FrontProtocol(asyncio.Protocol):
         headers: CIMultiDict[str] = CIMultiDict()
         length = -1
         close = False
+        expect = False
         for line in lines[1:]:
             raw_name, colon, raw_value = line.partition(b":")
             if not colon or not raw_name or raw_name != raw_name.strip():
                 self._handoff()  # obs-fold, a missing colon, space before it: aiohttp answers 400
                 return None
             name = raw_name.decode("latin-1").lower()
-            value = raw_value.strip().decode("latin-1")
+            raw_value = raw_value.strip()
+            # As aiohttp decodes values, so that both paths see the same text (API keys included).
+            value = raw_value.decode("utf-8", "surrogateescape")
             if name == "content-length":
-                if length >= 0 or not value.isdigit():
-                    self._handoff()
+                # bytes.isdigit is ASCII-only (str.isdigit accepts "²", and int("²") raised).
+                if length >= 0 or not raw_value.isdigit() or len(raw_value) > MAX_LENGTH_DIGITS:
+                    self._refuse(400, f"Invalid Content-Length: {value[:40]!r}.", "invalid_request")
                     return None
-                length = int(value)
+                length = int(raw_value)
+            elif name == "expect":
+                expect = True
             elif name in _HANDED:
                 self._handoff()
                 return None
             elif name == "connection":
                 close = "close" in value.lower()
             headers.add(name, value)
+        if expect:
+            if length > self.front.max_body:  # refused before the client sends it: no 100 first
+                self._refuse(
+                    413,
+                    f"Request body too large: {length} bytes, the limit is {self.front.max_body} bytes.",
+                    "body_too_large",
+                )
+            else:
+                self._handoff()
+            return None
+        if "host" not in headers:  # RFC 9112 section 3.2: HTTP/1.1 without Host is a 400
+            self._refuse(400, "The request has no Host header.", "invalid_request")
+            return None
         if length < 0 or length > self.front.max_body:
             self._handoff()  # no length (a 411/400 there) or too large (413 there)
             return None
@@ -339,7 +418,7 @@ class FrontProtocol(asyncio.Protocol):
         self.front.handed_over += 1
         if self._idle is not None:
             self._idle.cancel()
-        proto = self.front.fallback()
+        proto = _Counted(self.front.fallback(), self.front)
         transport.set_protocol(proto)
         proto.connection_made(transport)
         data, self.buf = bytes(self.buf), bytearray()
@@ -371,6 +450,25 @@ class FrontProtocol(asyncio.Protocol):
             self._paused_reading = False
             assert self.transport is not None
             self.transport.resume_reading()
-        self._last = asyncio.get_running_loop().time()
+        self._last = self._began = asyncio.get_running_loop().time()
         if self.buf:
             self._next()
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's protocol for a handed-over connection, counted in ``Front.open`` until it ends."""
+
+    def __init__(self, inner: asyncio.Protocol, front: Front) -> None:
+        self.inner = inner
+        self.front = front
+        self.data_received = inner.data_received  # type: ignore[method-assign]
+        self.eof_received = inner.eof_received  # type: ignore[method-assign]
+        self.pause_writing = inner.pause_writing  # type: ignore[method-assign]
+        self.resume_writing = inner.resume_writing  # type: ignore[method-assign]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.front.lost()
+        self.inner.connection_lost(exc)

@@ -56,7 +56,14 @@ class SidecarServer:
         )
         await self.runner.setup()  # the app's start-up: the router is built here
         assert self.runner.server is not None
-        self.front = Front(self.app[DISPATCH], self.runner.server, max_body=settings.max_body_bytes)
+        self.front = Front(
+            self.app[DISPATCH],
+            self.runner.server,
+            max_body=settings.max_body_bytes,
+            head_timeout=settings.head_timeout,
+            body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+        )
         loop = asyncio.get_running_loop()
         if self.sock is not None:
             self._server = await loop.create_server(self.front, sock=self.sock, backlog=self.backlog)

@@ -34,6 +34,10 @@ class ServerSettings(_Strict):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_concurrency: int = Field(default=256, ge=1)
     drain_timeout: float = Field(default=30.0, ge=0)  # seconds, for shutdown and reloads
+    # The front door's limits against slow or many clients (answered 408; closed at once).
+    head_timeout: float = Field(default=10.0, gt=0, le=3600)  # first byte to the head's end
+    body_timeout: float = Field(default=60.0, gt=0, le=3600)  # the head's end to the body's end
+    max_connections: int = Field(default=4096, ge=1)
 
     @field_validator("api_keys")
     @classmethod

@@ -25,6 +25,7 @@ from router.types import (
     ToolSpec,
     Usage,
 )
+from turnout import safejson
 
 
 class WireError(ValueError):
@@ -109,13 +110,9 @@ def _opt_int(body: dict[str, Any], name: str, lo: int = 1) -> int | None:
 def decode_json(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, or a WireError saying where it broke."""
     try:
-        body = json.loads(raw)
-    except UnicodeDecodeError:
-        raise WireError("The request body is not valid UTF-8.") from None
-    except json.JSONDecodeError as exc:
-        raise WireError(
-            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
-        ) from None
+        body = safejson.loads(raw, what="The request body")
+    except safejson.JSONError as exc:
+        raise WireError(f"{exc}.") from None
     if not isinstance(body, dict):
         raise WireError(f"The request body must be a JSON object, not {_type_name(body)}.")
     return body

@@ -47,7 +47,15 @@ def test_sequence_fail_3_pass_1_repeats() -> None:
     assert fired(Sequence(pattern, repeat=False), 8) == [0, 1, 2]
 
 
-@pytest.mark.parametrize("bad", ["fail x", "boom 2", "fail 0", "", "fail 2,,pass"])
+def test_a_long_sequence_is_kept_as_runs() -> None:
+    pattern = parse_sequence("fail 100000000, pass 2")
+    assert pattern == ((True, 100_000_000), (False, 2))
+    assert fired(Sequence(pattern), 3) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "bad", ["fail x", "boom 2", "fail 0", "", "fail 2,,pass", "fail 99999999999999999999"]
+)
 def test_sequence_rejects_bad_parts(bad: str) -> None:
     with pytest.raises(ValueError, match=r"expected parts|at least 1"):
         parse_sequence(bad)
