@@ -42,7 +42,7 @@ __all__ = [
     "thresholds_from_options",
 ]
 
-METRIC_TYPES = frozenset({"TTFT", "CHUNK_GAP", "FALLBACK", "RETRY"})
+METRIC_TYPES = frozenset({"TTFT", "CHUNK_GAP", "FALLBACK", "RETRY", "LAG"})
 AGGREGATED = "Aggregated"
 _PERCENT_COLUMN = re.compile(r"^(\d+(?:\.\d+)?)%$")
 

@@ -188,6 +188,10 @@ class ChatUser(HttpUser):
     """One caller sending chat completions back to back (no think time: users = concurrency)."""
 
     wait_time = constant(0)
+    row_tag = ""  # appended to every row name (" @TAG"), so rows can be told apart by load step
+
+    def _row(self, name: str) -> str:
+        return f"{name} @{self.row_tag}" if self.row_tag else name
 
     def on_start(self) -> None:
         self.settings = _settings_for(self.environment)
@@ -206,7 +210,12 @@ class ChatUser(HttpUser):
         body = load_settings.build_body(s, messages, stream=False)
         start = time.perf_counter()
         with self.client.post(
-            s.path, json=body, headers=self.headers, name="chat", catch_response=True, timeout=s.timeout
+            s.path,
+            json=body,
+            headers=self.headers,
+            name=self._row("chat"),
+            catch_response=True,
+            timeout=s.timeout,
         ) as response:
             if response.status_code != 200:
                 response.failure(_http_failure(response))
@@ -227,7 +236,7 @@ class ChatUser(HttpUser):
             s.path,
             json=body,
             headers=headers,
-            name="chat-stream",
+            name=self._row("chat-stream"),
             stream=True,
             catch_response=True,
             timeout=s.timeout,
@@ -272,17 +281,19 @@ class ChatUser(HttpUser):
             problems = ([broken] if broken else []) + check.finish(cut_mid_event=parser.pending)
             _settle(response, problems, routing)
         if first is not None:
-            self._metric("TTFT", "chat-stream", (first - start) * 1000)
+            self._metric("TTFT", self._row("chat-stream"), (first - start) * 1000)
         for gap in gaps:
-            self._metric("CHUNK_GAP", "chat-stream", gap * 1000)
+            self._metric("CHUNK_GAP", self._row("chat-stream"), gap * 1000)
         self._count_routing(routing, elapsed_ms)
 
     def _count_routing(self, routing: Routing, elapsed_ms: float) -> None:
         primary = self.settings.primary_model
         if routing.fell_back(primary):
-            self._metric("FALLBACK", f"{self.settings.model} -> {routing.model or '?'}", elapsed_ms)
+            self._metric(
+                "FALLBACK", self._row(f"{self.settings.model} -> {routing.model or '?'}"), elapsed_ms
+            )
         elif routing.retried(primary):
-            self._metric("RETRY", self.settings.model, elapsed_ms)
+            self._metric("RETRY", self._row(self.settings.model), elapsed_ms)
 
     def _metric(self, kind: str, name: str, value_ms: float) -> None:
         self.environment.events.request.fire(

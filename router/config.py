@@ -387,6 +387,34 @@ def _substitute(value: Any, path: str, source: str) -> Any:
     return value
 
 
+_MAX_DEPTH = 64  # far deeper than any configuration; deeper is an accident or an attack
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without quoting the line: it may hold a key."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
+def _check_tree(data: Any, source: str) -> None:
+    """Refuse a document that refers to itself (a recursive alias) or nests too deeply: every
+    later walk over it (``${ENV}`` substitution, validation) would recurse without end."""
+    stack: list[tuple[Any, int, frozenset[int]]] = [(data, 0, frozenset())]
+    while stack:
+        node, depth, above = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in above:
+            raise ConfigError(f"{source}: not usable: an alias refers to a mapping or list that holds it")
+        if depth >= _MAX_DEPTH:
+            raise ConfigError(f"{source}: not usable: nested more than {_MAX_DEPTH} levels deep")
+        inner = above | {id(node)}
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1, inner) for child in children)
+
+
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping and substitute ``${VAR}`` and ``${VAR:-default}`` in its strings."""
     source = str(path)
@@ -394,10 +422,17 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not usable: nested more than {_MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # an integer longer than the interpreter converts (4,300 digits)
+        raise ConfigError(f"{source}: not usable: {str(exc).split(':')[0]}") from None
+    _check_tree(data, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -14,6 +14,7 @@
       config: router/default.yaml        # a path, or the configuration inline
       overrides: {defaults: {breaker: {failures: 3, window: 5s, cooldown: 1s}}}
     traffic: {duration: 9s, concurrency: 4, stream_share: 0.5, routes: {chat: 1}}
+                                         # client: anthropic  (the anthropic SDK, sidecar mode)
     hypothesis:
       phases:                            # default: before, during and after the fault windows
         recovered: {start: faults.end + 2s}
@@ -99,6 +100,9 @@ class TrafficSpec(_Strict):
     prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_PROMPTS), min_length=1)
     max_tokens: int | None = Field(default=48, ge=1)
     timeout: Duration = Field(default=30.0, gt=0)  # the drill's own cap on one request
+    # Who sends it: "http" (OpenAI chat bodies over aiohttp, or router calls in library mode) or
+    # "anthropic" (the official anthropic SDK on the sidecar's /v1/messages; sidecar mode only).
+    client: Literal["http", "anthropic"] = "http"
 
     @model_validator(mode="after")
     def _shape(self) -> TrafficSpec:
@@ -148,6 +152,12 @@ class DrillSpec(_Strict):
     router: RouterSpec
     traffic: TrafficSpec
     hypothesis: Hypothesis
+
+    @model_validator(mode="after")
+    def _client_needs_sidecar(self) -> DrillSpec:
+        if self.traffic.client == "anthropic" and self.router.mode != "sidecar":
+            raise ValueError("traffic.client 'anthropic' talks to the sidecar: set router.mode: sidecar")
+        return self
 
 
 @dataclass(slots=True)

@@ -75,6 +75,7 @@ def make_factory(path: str, audit: Any | None, workers: int = 1) -> Any:
             router=Router(split_between_workers(loaded.router, workers)),
             secrets=loaded.secrets,
             listeners=(audit,) if audit is not None else (),
+            settings=loaded.settings,
         )
 
     return factory
