@@ -155,6 +155,7 @@ class StreamStart:
     request_id: str
     route: str
     attempts: int
+    upstream_s: float = 0.0  # time spent on providers so far: tries, waits, the winner's first token
 
 
 @dataclass(slots=True)

@@ -214,7 +214,7 @@ class _Timed(Check):
 
     def evaluate(self, obs: Observations) -> list[CheckResult]:
         ref = self._anchor(obs)
-        expected = f"within {_secs(self.within)} of {self.after}"
+        expected = f"within {_secs(self.within)} of {self.after.describe()}"
         if ref is None:
             return [self.result("all", False, "n/a", expected, f"{self.after} is not defined in this drill")]
         t = self._first(obs, ref)

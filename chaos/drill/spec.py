@@ -44,6 +44,7 @@ from chaos._duration import Duration
 from chaos.drill.checks import AnyCheck
 from chaos.drill.timeref import TimeRef, TimeRefField, Windows, scale_scenario
 from chaos.scenario import Scenario, ScenarioError, library, load_scenario, parse_scenario
+from turnout.problems import describe, yaml_problem
 
 PLACEHOLDER_URL = "http://127.0.0.1:9"  # validates a config before the mock's port is known
 DEFAULT_PROMPTS = (
@@ -189,16 +190,7 @@ class LoadedDrill:
 
 
 def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    loc = loc or "(top level)"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "missing":
-        return f"{loc}: required field is missing"
-    if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown field (not allowed here)"
-    given = err.get("input")
-    shown = f" (got {given!r})" if given is not None and not isinstance(given, dict | list) else ""
-    return f"{loc}: {msg}{shown}"
+    return describe(err, DrillSpec)
 
 
 def _fail(source: str, problems: list[str]) -> DrillError:
@@ -246,9 +238,7 @@ def _read_yaml(path: Path, what: str, source: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise DrillError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+        raise DrillError(f"{path}: {yaml_problem(exc)}") from None
 
 
 def _scenario(spec: DrillSpec, base: Path, source: str) -> Scenario:

@@ -255,13 +255,15 @@ async def converse(front: FrontEnd, state: State, ex: Exchange) -> None:
     meta = _meta(ex.headers)
     if meta:  # X-Turnout-Meta-<key> headers: routing hints, as the body's metadata (router.patterns)
         req.metadata = {**req.metadata, **meta}
-    auth = ex.headers.get("Authorization")
-    if auth is not None and auth[:7].lower() == "bearer ":  # the caller's key: budgets per API key
+    auth = ex.headers.get("Authorization")  # the caller's key, for budgets per API key
+    if auth is not None and auth[:7].lower() == "bearer ":
         req.caller_key = auth[7:].strip()
+    else:
+        req.caller_key = ex.headers.get("x-api-key")  # Anthropic's clients
     gen, slot, token = _begin(state)
     try:
         if req.stream:
-            await _stream(front, ex, state, gen, req, opts, slot)
+            await _stream(front, ex, state, gen, req, opts, slot, t0)
             return
         try:
             resp = await gen.router.complete(req)
@@ -313,6 +315,7 @@ async def _stream(
     req: Any,
     opts: Any,
     slot: list[AuditRecord | None],
+    t0: float,
 ) -> None:
     """Stream events as ``front``'s frames. The status and headers leave with the first frame:
     the router yields StreamStart only once the first content has arrived, and that content
@@ -342,6 +345,8 @@ async def _stream(
                     H_ROUTE: ev.route,
                     H_ATTEMPTS: str(ev.attempts),
                     H_REQUEST_ID: ev.request_id,
+                    # up to the first token: the headers leave with it
+                    H_OVERHEAD: f"{max(time.perf_counter() - t0 - ev.upstream_s, 0.0) * 1000:.3f}",
                 }
                 writer = front.writer(ev, opts)
             elif type(ev) is StreamEnd:
@@ -382,6 +387,7 @@ async def _stream(
 
 async def embed(state: State, ex: Exchange) -> None:
     """``POST /v1/embeddings`` on either server."""
+    t0 = time.perf_counter()
     req, fmt = parse_embeddings(decode_json(ex.body))
     gen, slot, token = _begin(state)
     try:
@@ -390,7 +396,10 @@ async def embed(state: State, ex: Exchange) -> None:
         except RouterError as err:
             _error(CHAT, ex, state, err, slot[0])
             return
-        ex.respond(200, _answer_headers(resp), json.dumps(embeddings_json(resp, fmt)).encode())
+        headers = _answer_headers(resp)
+        overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], 0.0)
+        headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
+        ex.respond(200, headers, json.dumps(embeddings_json(resp, fmt)).encode())
     finally:
         CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)

@@ -174,7 +174,7 @@ def main(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        loaded = load(args.config)
+        loaded = load(args.config, allow_unset=args.check)
     except ConfigError as exc:
         print(f"turnout serve: invalid configuration\n{exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from router.config import SIDECAR_SECTIONS
 from router.sidecar.alerts import AlertsSettings
+from turnout.problems import describe
 
 
 class SettingsError(ValueError):
@@ -75,14 +76,7 @@ class SidecarSettings(_Strict):
 
 def format_validation_error(exc: ValidationError, source: str | Path) -> str:
     """One line per problem: ``file: field.path: reason``."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines)
+    return "\n".join(f"{source}: {describe(err, SidecarSettings)}" for err in exc.errors())
 
 
 def split_sections(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
