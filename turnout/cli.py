@@ -80,12 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"turnout {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for sub in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(sub.module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and sub.module.startswith(exc.name):
-                continue  # that part is not built yet in this checkout
-            raise
+        # Every part ships in the one distribution: a subcommand module that does not import is a
+        # broken install, said as such, never a subcommand silently missing from --help. Its
+        # optional extras are checked when it runs (see each ``run``).
+        module = importlib.import_module(sub.module)
         sp = subparsers.add_parser(
             sub.name, help=sub.help, description=module.__doc__ or sub.help, formatter_class=HelpFormatter
         )

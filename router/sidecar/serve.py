@@ -142,7 +142,8 @@ async def serve(loaded: Loaded, host: str, port: int, role: WorkerRole | None = 
         await server.close(max(0.0, deadline - loop.time()))
         if audit is not None:
             audit[1].close()
-    print("turnout serve: stopped", flush=True)
+    if role is None:  # a worker's supervisor says it once for all
+        print("turnout serve: stopped", flush=True)
     return 0
 
 
