@@ -16,7 +16,7 @@ Per-request fault headers (off unless ``header_faults=True``)::
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -257,13 +257,32 @@ class ChaosEngine:
                     entry["rule"], entry["fault"] = label, "real_rate_limit"
                 request.annotations.update(fault=label, fault_kind="real_rate_limit")
                 return refusal
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except BaseException:
+                self.limits.release(request)
+                raise
             # The scenario's limit governs this answer: its headers replace the upstream's own
             # (the mock's defaults), so a client learns the limit before it hits it.
             response.headers.update(headers)
+            if response.stream is not None and self.limits.counts_inflight:
+                response.stream = _release_after(response.stream, lambda: self.limits.release(request))
+            else:
+                self.limits.release(request)
             return response
 
         return through_limits
+
+
+async def _release_after(
+    events: AsyncIterator[StreamEvent], release: Callable[[], None]
+) -> AsyncIterator[StreamEvent]:
+    """Passes a stream through and calls ``release`` once it has ended, however it ends."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        release()
 
 
 async def _watch(events: AsyncIterator[StreamEvent], entry: dict[str, Any]) -> AsyncIterator[StreamEvent]:

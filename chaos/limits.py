@@ -13,6 +13,10 @@ mock counts them, plus ``max_tokens``) available; otherwise it gets the provider
   the bucket is full again), which also come on every admitted answer.
 
 A request larger than a whole bucket can never pass: its 429 says ``x-should-retry: false``.
+
+``concurrent`` caps the requests of one (provider, API key, model) in flight at once, as providers
+with concurrency quotas do: a request over it gets a 429 at once (``retry-after: 1``), and a slot
+is freed when the answer ends (for a stream, when its last event is sent or it is cut).
 """
 
 from __future__ import annotations
@@ -43,12 +47,13 @@ class Limit(BaseModel):
     match: Match = Field(default_factory=Match)
     rpm: int | None = Field(default=None, ge=1, description="requests per window")
     tpm: int | None = Field(default=None, ge=1, description="tokens per window")
+    concurrent: int | None = Field(default=None, ge=1, description="requests in flight at once")
     window: Duration = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _something(self) -> Limit:
-        if self.rpm is None and self.tpm is None:
-            raise ValueError("a limit needs rpm, tpm or both")
+        if self.rpm is None and self.tpm is None and self.concurrent is None:
+            raise ValueError("a limit needs rpm, tpm, concurrent or a mix")
         return self
 
 
@@ -99,6 +104,7 @@ class _Bucket:
 class _State:
     requests: _Bucket | None
     tokens: _Bucket | None
+    inflight: int = 0
 
 
 class RateLimits:
@@ -108,9 +114,20 @@ class RateLimits:
         self.limits = list(limits)
         self._clock = clock
         self._state: dict[tuple[int, str, str | None, str | None], _State] = {}
+        self.counts_inflight = any(lim.concurrent for lim in self.limits)
 
     def reset(self) -> None:
         self._state.clear()
+
+    def release(self, request: MockRequest) -> None:
+        """An admitted request's answer ended: free its slot under each ``concurrent`` limit."""
+        if not self.counts_inflight:
+            return
+        for i, limit in enumerate(self.limits):
+            if limit.concurrent and limit.match.matches(request):
+                st = self._state.get((i, request.provider, request.api_key, request.model))
+                if st is not None and st.inflight > 0:
+                    st.inflight -= 1
 
     def _states(self, request: MockRequest, now: float) -> list[tuple[Limit, _State]]:
         out = []
@@ -136,6 +153,9 @@ class RateLimits:
         if not states:
             return None, {}, None
         need = estimate_tokens(request)
+        for limit, st in states:
+            if limit.concurrent is not None and st.inflight >= limit.concurrent:
+                return self._too_many(request, limit, st)
         worst: tuple[float, Limit, _State, str] | None = None
         impossible = False
         for limit, st in states:
@@ -152,6 +172,7 @@ class RateLimits:
                     st.requests.level -= 1
                 if st.tokens is not None:
                     st.tokens.level -= need
+                st.inflight += 1
             return None, _headers(request.provider, states[0][1]), None
         wait, limit, st, which = worst
         headers = _headers(request.provider, st, exhausted=which)
@@ -165,6 +186,20 @@ class RateLimits:
         message = _message(request, which, limit, need, wait)
         kind = "tokens" if which == "tokens" and request.provider == "openai" else None
         return error_response(request.provider, 429, kind, message, headers=headers), headers, label
+
+    def _too_many(
+        self, request: MockRequest, limit: Limit, st: _State
+    ) -> tuple[MockResponse, dict[str, str], str]:
+        headers = _headers(request.provider, st)
+        headers["retry-after"] = "1"
+        if request.provider == "openai":
+            headers["retry-after-ms"] = "1000"
+        message = (
+            f"Too many concurrent requests for {request.model or 'this model'}: "
+            f"limit {limit.concurrent} in flight. Please try again in 1s."
+        )
+        label = limit.name or f"limits.{self.limits.index(limit)}"
+        return error_response(request.provider, 429, None, message, headers=headers), headers, label
 
 
 def _message(request: MockRequest, which: str, limit: Limit, need: int, wait: float) -> str:

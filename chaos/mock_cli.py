@@ -4,7 +4,8 @@ Base URLs, as the official SDKs take them: OpenAI ``http://HOST:PORT/openai/v1``
 ``http://HOST:PORT/anthropic``, Mistral ``http://HOST:PORT/mistral``. The mock's journal is at
 ``/_mock/journal``; fault rules are read and changed at run time under ``/_chaos/`` (see
 ``chaos.control``). ``--scenario FILE`` loads a chaos scenario (its ``mock:`` section configures
-the mock, like ``--config``); ``--chaos-headers`` lets single requests ask for a fault with
+the mock, like ``--config``); ``--profile FILE`` sets the providers' quotas and speed (see
+``chaos.profile``); ``--chaos-headers`` lets single requests ask for a fault with
 ``x-turnout-fault: NAME`` and ``x-turnout-fault-params: {JSON}``.
 """
 
@@ -22,6 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--scenario", metavar="FILE", help="a chaos scenario (YAML): mock answers, faults, limits, seed"
     )
     parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="a provider profile (YAML): per-key rpm, tpm, concurrent limits and speed per provider",
+    )
+    parser.add_argument(
         "--chaos-headers", action="store_true", help="honour x-turnout-fault request headers (off by default)"
     )
 
@@ -29,13 +35,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from chaos.profile import ProfileError, apply_profile, load_profile
     from chaos.scenario import Scenario, ScenarioError, load_scenario
     from mockproviders.config import ConfigError, load_config
 
     try:
         config = load_config(args.config) if args.config else None
         scenario = load_scenario(args.scenario) if args.scenario else None
-    except (ConfigError, ScenarioError) as exc:
+        profile = load_profile(args.profile) if args.profile else None
+    except (ConfigError, ScenarioError, ProfileError) as exc:
         print(f"turnout mock: {exc}", file=sys.stderr)
         return 2
     if scenario is not None and config is not None:
@@ -48,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         scenario = Scenario(mock=config, seed=args.seed or 0)
     elif args.seed is not None:
         scenario = scenario.model_copy(update={"seed": args.seed})
+    if profile is not None:
+        scenario = apply_profile(profile, scenario if (args.scenario or config) else None)
+        if args.seed is not None:
+            scenario = scenario.model_copy(update={"seed": args.seed})
     try:
         asyncio.run(_serve(args.host, args.port, scenario, args.chaos_headers))
     except OSError as exc:

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chaos.limits import Limit
 from chaos.rules import Rule
 from mockproviders.config import MockConfig
+from turnout.problems import describe, yaml_problem
 
 
 class ScenarioError(ValueError):
@@ -71,22 +72,16 @@ class Scenario(BaseModel):
 
 def _describe(err: Any, data: Any) -> str:
     loc = err["loc"]
-    path = ".".join(str(p) for p in loc) or "(top level)"
-    # Name the rule too: "rules.2 (flap)" is easier to find in a long file than "rules.2".
+    text = describe(err, Scenario)
+    # Name the rule too: "rules[2] (rule 'flap')" is easier to find in a long file than "rules[2]".
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and isinstance(data, dict):
         rules = data.get("rules")
         if isinstance(rules, list) and loc[1] < len(rules) and isinstance(rules[loc[1]], dict):
             name = rules[loc[1]].get("name")
             if isinstance(name, str):
-                path = f"{path} (rule {name!r})"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "missing":
-        return f"{path}: required field is missing"
-    if err["type"] == "extra_forbidden":
-        return f"{path}: unknown field (not allowed here)"
-    given = err.get("input")
-    shown = f" (got {given!r})" if given is not None and not isinstance(given, dict | list) else ""
-    return f"{path}: {msg}{shown}"
+                path, _, rest = text.partition(": ")
+                text = f"{path} (rule {name!r}): {rest}"
+    return text
 
 
 def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
@@ -110,10 +105,7 @@ def parse_scenario_text(text: str, source: str = "<scenario>") -> Scenario:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{source}: not valid YAML{at}: {problem}") from None
+        raise ScenarioError(f"{source}: {yaml_problem(exc)}") from None
     return parse_scenario(data, source)
 
 

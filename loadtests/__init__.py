@@ -14,10 +14,33 @@ This package talks to the system under test over HTTP only: it imports nothing f
 ``mockproviders`` or ``chaos``.
 """
 
-from loadtests.shapes import ShapeError, SoakShape, SpikeShape, StepShape, parse_shape
-from loadtests.slo import SloReport, StatsRow, Thresholds, check, read_stats_csv
-from loadtests.sse import SSEDecodeError, SSEEvent, SSEParser
-from loadtests.validation import Routing, StreamCheck, check_completion, routing_from_headers
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loadtests.shapes import ShapeError, SoakShape, SpikeShape, StepShape, parse_shape
+    from loadtests.slo import SloReport, StatsRow, Thresholds, check, read_stats_csv
+    from loadtests.sse import SSEDecodeError, SSEEvent, SSEParser
+    from loadtests.validation import Routing, StreamCheck, check_completion, routing_from_headers
+
+# Imported on first use, not with the package: `python -m loadtests.slo` must not find
+# loadtests.slo already imported by its package (runpy warns about that on every run).
+_HOME = {
+    **dict.fromkeys(("ShapeError", "SoakShape", "SpikeShape", "StepShape", "parse_shape"), "shapes"),
+    **dict.fromkeys(("SloReport", "StatsRow", "Thresholds", "check", "read_stats_csv"), "slo"),
+    **dict.fromkeys(("SSEDecodeError", "SSEEvent", "SSEParser"), "sse"),
+    **dict.fromkeys(("Routing", "StreamCheck", "check_completion", "routing_from_headers"), "validation"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'loadtests' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"loadtests.{home}"), name)
+
 
 __all__ = [
     "Routing",

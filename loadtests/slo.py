@@ -25,7 +25,7 @@ import csv
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +42,7 @@ __all__ = [
     "thresholds_from_options",
 ]
 
-METRIC_TYPES = frozenset({"TTFT", "CHUNK_GAP", "FALLBACK", "RETRY"})
+METRIC_TYPES = frozenset({"TTFT", "CHUNK_GAP", "FALLBACK", "RETRY", "LAG"})
 AGGREGATED = "Aggregated"
 _PERCENT_COLUMN = re.compile(r"^(\d+(?:\.\d+)?)%$")
 
@@ -224,40 +224,79 @@ def _env_name(option: str) -> str:
     return "TURNOUT_SLO_" + option.replace("-", "_").upper()
 
 
-def _env_float(name: str) -> float | None:
+def _env(name: str, kind: Callable[[str], object]) -> str | None:
+    """The option's default from the environment, checked as the option's value would be."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return None
     try:
-        return float(raw)
+        kind(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise SloError(f"environment variable {name}={raw!r}: {exc}") from None
+    return raw
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
     except ValueError:
-        raise SloError(f"environment variable {name}={raw!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def error_rate(text: str) -> float:
+    """A share of failed requests: 0 to 1 (0.01 = 1 %)."""
+    value = _number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a rate between 0 and 1 (0.01 = 1%)")
+    return value
+
+
+def milliseconds(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of milliseconds")
+    return value
+
+
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, prefix: str = "") -> None:
     """Add the threshold options (``--{prefix}max-error-rate``, ``--{prefix}p99-ms``, …).
 
-    Defaults come from ``TURNOUT_SLO_MAX_ERROR_RATE``, ``TURNOUT_SLO_P99_MS``, … when set.
+    Defaults come from ``TURNOUT_SLO_MAX_ERROR_RATE``, ``TURNOUT_SLO_P99_MS``, … when set. A value
+    out of range (a rate outside 0..1, a latency of 0 ms or less), given or from the environment, is
+    refused by the parser: exit 2 naming the option, before any request.
     """
     parser.add_argument(
         f"--{prefix}max-error-rate",
-        type=float,
-        default=_env_float(_env_name("max-error-rate")),
+        type=error_rate,
+        default=_env(_env_name("max-error-rate"), error_rate),
         metavar="RATE",
         help="fail when failed/all requests exceeds RATE (0.01 = 1%%) [env TURNOUT_SLO_MAX_ERROR_RATE]",
     )
     for option, _, fraction in _LATENCY_OPTIONS:
         parser.add_argument(
             f"--{prefix}{option}",
-            type=float,
-            default=_env_float(_env_name(option)),
+            type=milliseconds,
+            default=_env(_env_name(option), milliseconds),
             metavar="MS",
             help=f"fail when any row's {_pct(fraction)} exceeds MS milliseconds [env {_env_name(option)}]",
         )
     parser.add_argument(
         f"--{prefix}min-requests",
-        type=int,
-        default=int(_env_float(_env_name("min-requests")) or 1),
+        type=count,
+        default=_env(_env_name("min-requests"), count) or "1",
         metavar="N",
         help="fail when fewer than N requests were made (default 1) [env TURNOUT_SLO_MIN_REQUESTS]",
     )

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mockproviders._validators import check_regex
 from mockproviders.batch.config import BatchConfig
+from turnout.problems import describe, yaml_problem
 
 ProviderName = Literal["openai", "anthropic", "mistral"]
 
@@ -176,9 +177,7 @@ class MockConfig(_Strict):
 
 def _format_errors(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid mock configuration"]
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {err['msg']}")
+    lines += [f"  {describe(err, MockConfig)}" for err in exc.errors()]
     return "\n".join(lines)
 
 
@@ -206,5 +205,5 @@ def load_config(path: str | Path) -> MockConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{p}: {yaml_problem(exc)}") from None
     return parse_config(data, str(p))

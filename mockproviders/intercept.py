@@ -60,7 +60,7 @@ class Interception:
 
 def active_transport(url: str) -> MockTransport | None:
     """The innermost active interception's transport if it serves ``url``."""
-    for interception in reversed(_active):
+    for interception in reversed(tuple(_active)):  # a copy: another thread may enter or leave
         if interception.transport.provider_for(url) is not None:
             return interception.transport
     return None

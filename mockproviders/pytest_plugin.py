@@ -17,7 +17,8 @@ Fixtures (override ``mock_config`` or ``mock_seed`` to change what the mock says
 - ``mock_core``: the :class:`~mockproviders.core.MockCore` behind them, on a
   :class:`~mockproviders.clock.FakeClock` (``mock_clock``: latency is simulated, never slept);
 - ``mock_server``: that core on a free loopback port, for clients that are not httpx-based
-  (aiohttp, other languages): ``mock_server.base_urls["openai"]`` (needs pytest-asyncio);
+  (aiohttp, ``requests``, other processes): ``mock_server.base_urls["openai"]``; in sync and
+  anyio tests it runs on a thread of its own, in pytest-asyncio tests on the test's loop;
 - ``mock_transport``: an httpx2 transport on that core, for ``http_client=httpx2.Client(transport=...)``.
 
 This module is imported by every pytest run where turnout is installed, so it imports nothing
@@ -154,29 +155,53 @@ def mock_transport(mock_core: MockCore) -> Iterator[MockTransport]:
     transport.close()
 
 
+# Base-URL overrides the SDKs read from the environment when a client is made: unset for the test,
+# so a developer's shell pointing at a real gateway cannot send a test's traffic there.
+SDK_BASE_URL_VARIABLES = ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
+
+
 @pytest.fixture
-def mock_providers(mock_core: MockCore) -> Iterator[InProcessMock]:
+def mock_providers(mock_core: MockCore, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessMock]:
     from mockproviders.inprocess import mock_providers as intercept
 
+    for name in SDK_BASE_URL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     with intercept(mock_core) as mock:
         yield mock
+
+
+@pytest.fixture
+def mock_server(request: pytest.FixtureRequest, mock_core: MockCore) -> Iterator[MockServer]:
+    """The core on a free loopback port. An asyncio test (pytest-asyncio) gets it on its own loop;
+    any other test (sync, anyio) gets it on a loop in a thread of its own, so it answers while
+    the test blocks."""
+    import inspect
+
+    if (
+        _HAS_PYTEST_ASYNCIO
+        and request.config.pluginmanager.has_plugin("asyncio")
+        and request.node.get_closest_marker("asyncio") is not None
+        and request.node.get_closest_marker("anyio") is None  # anyio runs such a test on its own loop
+        and inspect.iscoroutinefunction(getattr(request.node, "obj", None))
+    ):
+        yield request.getfixturevalue("_mock_server_on_the_test_loop")
+        return
+    from mockproviders.server import MockServer, create_app
+    from mockproviders.threaded import ThreadedMockServer
+
+    with ThreadedMockServer(MockServer(app=create_app(core=mock_core))) as server:
+        yield server
 
 
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - depends on the user's environment
-
-    @pytest.fixture
-    def mock_server(mock_core: MockCore) -> MockServer:
-        raise pytest.UsageError(
-            "the mock_server fixture is async and needs pytest-asyncio (pip install pytest-asyncio); "
-            "mock_providers needs nothing"
-        )
-
+    _HAS_PYTEST_ASYNCIO = False
 else:
+    _HAS_PYTEST_ASYNCIO = True
 
     @pytest_asyncio.fixture
-    async def mock_server(mock_core: MockCore) -> AsyncIterator[MockServer]:  # type: ignore[misc]
+    async def _mock_server_on_the_test_loop(mock_core: MockCore) -> AsyncIterator[MockServer]:
         from mockproviders.server import MockServer, create_app
 
         async with MockServer(app=create_app(core=mock_core)) as server:

@@ -41,6 +41,7 @@ from router.patterns.config import (
     RuleSetConfig,
 )
 from router.patterns.config import cross_check as _patterns_cross_check
+from turnout.problems import describe, yaml_problem
 
 __all__ = [
     "BreakerConfig",
@@ -351,12 +352,7 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>") -> RouterCon
     try:
         cfg = RouterConfig.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field (a typo?)"
-            lines.append(f"{source}: {_loc(err['loc'])}: {msg}")
+        lines = [f"{source}: {describe(err, RouterConfig)}" for err in exc.errors()]
         raise ConfigError("\n".join(lines)) from None
     problems = _cross_check(cfg)
     if problems:
@@ -367,7 +363,13 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>") -> RouterCon
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _substitute(value: Any, path: str, source: str) -> Any:
+def unset_placeholder(name: str) -> str:
+    """What an unset ``${NAME}`` reads as when unset variables are allowed (``serve --check``): a
+    string any key, token or URL field accepts, so the rest of the file is still validated."""
+    return f"http://unset.invalid/{name}"
+
+
+def _substitute(value: Any, path: str, source: str, unset: list[str] | None = None) -> Any:
     if isinstance(value, str) and "${" in value:
 
         def repl(m: re.Match[str]) -> str:
@@ -377,32 +379,66 @@ def _substitute(value: Any, path: str, source: str) -> Any:
                 return found
             if default is not None:
                 return default
+            if unset is not None:
+                unset.append(f"{name} ({path or '<root>'})")
+                return unset_placeholder(name)
             raise ConfigError(f"{source}: {path or '<root>'}: environment variable {name} is not set")
 
         return _ENV.sub(repl, value)
     if isinstance(value, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), source) for k, v in value.items()}
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), source, unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, f"{path}[{i}]", source) for i, v in enumerate(value)]
+        return [_substitute(v, f"{path}[{i}]", source, unset) for i, v in enumerate(value)]
     return value
 
 
-def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping and substitute ``${VAR}`` and ``${VAR:-default}`` in its strings."""
+_MAX_DEPTH = 64  # far deeper than any configuration; deeper is an accident or an attack
+
+
+def _check_tree(data: Any, source: str) -> None:
+    """Refuse a document that refers to itself (a recursive alias) or nests too deeply: every
+    later walk over it (``${ENV}`` substitution, validation) would recurse without end."""
+    stack: list[tuple[Any, int, frozenset[int]]] = [(data, 0, frozenset())]
+    while stack:
+        node, depth, above = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in above:
+            raise ConfigError(f"{source}: not usable: an alias refers to a mapping or list that holds it")
+        if depth >= _MAX_DEPTH:
+            raise ConfigError(f"{source}: not usable: nested more than {_MAX_DEPTH} levels deep")
+        inner = above | {id(node)}
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1, inner) for child in children)
+
+
+def load_yaml(path: str | os.PathLike[str], unset: list[str] | None = None) -> dict[str, Any]:
+    """Read a YAML mapping and substitute ``${VAR}`` and ``${VAR:-default}`` in its strings.
+
+    A ``${VAR}`` that is not set is an error, unless ``unset`` is a list: then it is appended there
+    (as ``VAR (field)``) and the value reads as :func:`unset_placeholder`."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+        # turnout.problems' wording, shared by every file type; it never quotes the line (a key)
+        raise ConfigError(f"{source}: {yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not usable: nested more than {_MAX_DEPTH} levels deep") from None
+    except ValueError as exc:  # an integer longer than the interpreter converts (4,300 digits)
+        raise ConfigError(f"{source}: not usable: {str(exc).split(':')[0]}") from None
+    _check_tree(data, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping, not {type(data).__name__}")
-    result: dict[str, Any] = _substitute(data, "", source)
+    result: dict[str, Any] = _substitute(data, "", source, unset)
     return result
 
 

@@ -267,7 +267,13 @@ class Router:
             if planned is not None and planned.delegate is not None:  # a pattern: answered whole
                 resp = await planned.delegate(replace(request, stream=False))
                 yield StreamStart(
-                    resp.model, resp.provider, resp.provider_model, resp.request_id, resp.route, resp.attempts
+                    resp.model,
+                    resp.provider,
+                    resp.provider_model,
+                    resp.request_id,
+                    resp.route,
+                    resp.attempts,
+                    resp.latency_s,
                 )
                 if resp.content:
                     yield TextDelta(resp.content)
@@ -281,8 +287,12 @@ class Router:
             self._finish(run, None, err)
             raise
         dep = won.rt.deployment
+        upstream = won.record.wait_s + (won.result.ttft or 0.0)
+        for a in run.audit.attempts:
+            if a is not won.record and a.outcome != "skipped":
+                upstream += a.latency_s + a.wait_s
         yield StreamStart(
-            dep.name, dep.provider, dep.model, run.audit.request_id, run.plan.name, run.attempts
+            dep.name, dep.provider, dep.model, run.audit.request_id, run.plan.name, run.attempts, upstream
         )
         sent: list[str] = []  # every piece of text the caller has, over all attempts
         splice: Splice | None = None  # set while relaying a continuation

@@ -36,6 +36,18 @@ class ToolSpec:
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
+@dataclass(slots=True, frozen=True)
+class ResponseFormat:
+    """Structured output: ``json_schema`` asks for JSON valid against ``schema``; ``json_object``
+    for any JSON object. Each adapter says it in its provider's terms (router/structured.py)."""
+
+    type: Literal["json_schema", "json_object"]
+    name: str = "response"
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+    description: str | None = None
+
+
 @dataclass(slots=True)
 class Message:
     role: Role
@@ -65,7 +77,7 @@ class ChatRequest:
     seed: int | None = None
     tools: list[ToolSpec] = field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     stream: bool = False
     user: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)  # routing hints, never sent upstream
@@ -143,6 +155,7 @@ class StreamStart:
     request_id: str
     route: str
     attempts: int
+    upstream_s: float = 0.0  # time spent on providers so far: tries, waits, the winner's first token
 
 
 @dataclass(slots=True)

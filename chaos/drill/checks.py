@@ -214,7 +214,7 @@ class _Timed(Check):
 
     def evaluate(self, obs: Observations) -> list[CheckResult]:
         ref = self._anchor(obs)
-        expected = f"within {_secs(self.within)} of {self.after}"
+        expected = f"within {_secs(self.within)} of {self.after.describe()}"
         if ref is None:
             return [self.result("all", False, "n/a", expected, f"{self.after} is not defined in this drill")]
         t = self._first(obs, ref)
@@ -411,9 +411,11 @@ class NoRepeat429(Check):
 
 
 class ProviderRate(Check):
-    """What ``provider`` received (the mock's side, every replica together) stayed within a limit
-    of ``rpm`` requests a minute, as a token bucket counts it: ``buckets`` full buckets (one, or
-    one more each time the shared store came back empty) plus ``rpm / 60`` per second of drill."""
+    """What ``provider`` received (the mock's side, every replica together) in each phase stayed
+    within a limit of ``rpm`` requests a minute, as a token bucket counts it: ``buckets`` full
+    buckets plus ``rpm / 60`` per second of the phase. One bucket while the shared store holds;
+    a store that is unreachable for a while (each replica then spends its share of a bucket) or
+    comes back empty (a full bucket again) adds one each."""
 
     check: Literal["provider_rate"]
     provider: str
@@ -426,11 +428,16 @@ class ProviderRate(Check):
 
     def evaluate(self, obs: Observations) -> list[CheckResult]:
         seen = [u for r in obs.requests for u in r.upstream] + list(obs.untagged)
-        n = sum(1 for u in seen if u.provider == self.provider)
-        bound = math.floor(self.buckets * self.rpm + self.rpm / 60.0 * obs.duration)
-        expected = f"<= {bound} ({self.buckets} x {self.rpm} + {self.rpm}/60 per s over {obs.duration:.1f} s)"
-        why = "" if n <= bound else f"{n - bound} more than the limit allows"
-        return [self.result("all", n <= bound, f"{n} requests", expected, why, n)]
+        out = []
+        for phase in self.phases:
+            start, end = (0.0, obs.duration) if phase == "all" else obs.phases[phase]
+            n = sum(1 for u in seen if u.provider == self.provider and start <= u.t < end)
+            span = max(0.0, end - start)
+            bound = math.floor(self.buckets * self.rpm + self.rpm / 60.0 * span)
+            expected = f"<= {bound} ({self.buckets} x {self.rpm} + {self.rpm}/60 per s over {span:.1f} s)"
+            why = "" if n <= bound else f"{n - bound} more than the limit allows"
+            out.append(self.result(phase, n <= bound, f"{n} requests", expected, why, n))
+        return out
 
 
 class ReplicasAgree(Check):

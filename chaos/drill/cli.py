@@ -38,10 +38,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def missing_extras() -> list[str]:
+    """The packages of the ``drills`` extra that are not installed (report plots, progress bar)."""
+    import importlib.util
+
+    return [name for name in ("matplotlib", "tqdm") if importlib.util.find_spec(name) is None]
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from chaos.drill.spec import DrillError, load_drill
+
+    missing = missing_extras()
+    if missing:
+        print(
+            f"turnout drill: needs {' and '.join(missing)} (report plots, progress bar), which a "
+            "plain `pip install turnout` leaves out: pip install 'turnout[drills]'",
+            file=sys.stderr,
+        )
+        return 2
 
     drills: list[LoadedDrill] = []
     for file in args.files:

@@ -19,7 +19,7 @@ from chaos.drill.record import Attempt, Observations, RequestRecord, Upstream
 from chaos.drill.redis import DrillRedis
 from chaos.drill.spec import LoadedDrill
 from chaos.drill.tap import Tap
-from chaos.drill.targets import LibraryTarget, SidecarTarget, Target
+from chaos.drill.targets import AnthropicTarget, LibraryTarget, SidecarTarget, Target
 from chaos.drill.traffic import Plan, Progress, drive
 
 _CHAT = frozenset({"chat", "messages"})
@@ -222,7 +222,9 @@ async def run_drill(
             data["state"] = {"backend": "redis", "url": redis.url, "prefix": f"drill-{drill.name}"}
         sidecar, rest = split_sections(data)
         config = parse_config(rest, source=f"{drill.source}: router.config")
-        cls = SidecarTarget if mode == "sidecar" else LibraryTarget
+        cls: type[Target] = SidecarTarget if mode == "sidecar" else LibraryTarget
+        if drill.spec.traffic.client == "anthropic":  # its client speaks to a sidecar only
+            cls = AnthropicTarget
         restart: asyncio.Task[None] | None = None
         try:
             async with cls(config, sidecar, drill.spec.traffic, seed, drill.spec.router.replicas) as target:

@@ -14,6 +14,7 @@
       config: router/default.yaml        # a path, or the configuration inline
       overrides: {defaults: {breaker: {failures: 3, window: 5s, cooldown: 1s}}}
     traffic: {duration: 9s, concurrency: 4, stream_share: 0.5, routes: {chat: 1}}
+                                         # client: anthropic  (the anthropic SDK, sidecar mode)
     hypothesis:
       phases:                            # default: before, during and after the fault windows
         recovered: {start: faults.end + 2s}
@@ -43,6 +44,7 @@ from chaos._duration import Duration
 from chaos.drill.checks import AnyCheck
 from chaos.drill.timeref import TimeRef, TimeRefField, Windows, scale_scenario
 from chaos.scenario import Scenario, ScenarioError, library, load_scenario, parse_scenario
+from turnout.problems import describe, yaml_problem
 
 PLACEHOLDER_URL = "http://127.0.0.1:9"  # validates a config before the mock's port is known
 DEFAULT_PROMPTS = (
@@ -99,6 +101,9 @@ class TrafficSpec(_Strict):
     prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_PROMPTS), min_length=1)
     max_tokens: int | None = Field(default=48, ge=1)
     timeout: Duration = Field(default=30.0, gt=0)  # the drill's own cap on one request
+    # Who sends it: "http" (OpenAI chat bodies over aiohttp, or router calls in library mode) or
+    # "anthropic" (the official anthropic SDK on the sidecar's /v1/messages; sidecar mode only).
+    client: Literal["http", "anthropic"] = "http"
 
     @model_validator(mode="after")
     def _shape(self) -> TrafficSpec:
@@ -149,6 +154,12 @@ class DrillSpec(_Strict):
     traffic: TrafficSpec
     hypothesis: Hypothesis
 
+    @model_validator(mode="after")
+    def _client_needs_sidecar(self) -> DrillSpec:
+        if self.traffic.client == "anthropic" and self.router.mode != "sidecar":
+            raise ValueError("traffic.client 'anthropic' talks to the sidecar: set router.mode: sidecar")
+        return self
+
 
 @dataclass(slots=True)
 class LoadedDrill:
@@ -179,16 +190,7 @@ class LoadedDrill:
 
 
 def _describe(err: Any) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    loc = loc or "(top level)"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "missing":
-        return f"{loc}: required field is missing"
-    if err["type"] == "extra_forbidden":
-        return f"{loc}: unknown field (not allowed here)"
-    given = err.get("input")
-    shown = f" (got {given!r})" if given is not None and not isinstance(given, dict | list) else ""
-    return f"{loc}: {msg}{shown}"
+    return describe(err, DrillSpec)
 
 
 def _fail(source: str, problems: list[str]) -> DrillError:
@@ -236,9 +238,7 @@ def _read_yaml(path: Path, what: str, source: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise DrillError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
+        raise DrillError(f"{path}: {yaml_problem(exc)}") from None
 
 
 def _scenario(spec: DrillSpec, base: Path, source: str) -> Scenario:

@@ -287,6 +287,90 @@ class SidecarTarget(Target):
         rec.outcome = "success" if done else "truncated"
 
 
+class AnthropicTarget(SidecarTarget):
+    """The sidecar driven by the official anthropic SDK on ``/v1/messages``, as an application
+    written for Claude would, with the SDK's retries off (the router's are under test).
+
+    A streamed answer counts as a success only once ``message_stop`` arrived; an ``error`` event
+    is an error with the text so far; a stream that just ends is truncated."""
+
+    async def start(self) -> Self:
+        import anthropic
+
+        await super().start()
+        base = self.url.removesuffix("/v1/chat/completions")
+        # The SDK's own HTTP client (its pool holds up to 1000 connections).
+        self._client = anthropic.AsyncAnthropic(
+            base_url=base, api_key="drill", max_retries=0, timeout=self.traffic.timeout
+        )
+        return self
+
+    async def close(self) -> None:
+        await self._client.close()
+        await super().close()
+
+    async def send(self, p: Planned, rec: RequestRecord) -> None:
+        import anthropic
+
+        kw: dict[str, Any] = {
+            "model": p.route,
+            "max_tokens": self.traffic.max_tokens or 1024,
+            "messages": [{"role": "user", "content": self._prompt(p)}],
+        }
+        try:
+            if p.stream:
+                await self._stream(kw, rec)
+            else:
+                raw = await self._client.messages.with_raw_response.create(**kw)
+                self._note_headers(raw.headers, rec)
+                msg = await raw.parse()
+                rec.text = "".join(b.text for b in msg.content if b.type == "text")
+                rec.outcome = "success"
+        except anthropic.APIStatusError as exc:
+            self._note_headers(exc.response.headers, rec)
+            rec.outcome, rec.error_kind, rec.message = "error", *_anthropic_error(exc.body)
+        except anthropic.APIError as exc:  # connection failures, timeouts
+            rec.outcome, rec.message = "crash", f"{type(exc).__name__}: {exc}"
+        audit = self.audit_for(rec)
+        if audit is not None:
+            self._by_request[rec.id] = audit
+
+    def _note_headers(self, headers: Any, rec: RequestRecord) -> None:
+        rec.request_id = headers.get("x-request-id")
+        rec.winner = headers.get("x-turnout-model")
+
+    async def _stream(self, kw: dict[str, Any], rec: RequestRecord) -> None:
+        import anthropic
+
+        parts: list[str] = []
+        done = False
+        try:
+            async with self._client.messages.stream(**kw) as stream:
+                self._note_headers(stream.response.headers, rec)
+                async for ev in stream:
+                    if ev.type == "content_block_delta" and ev.delta.type == "text_delta":
+                        if rec.ttft is None:
+                            rec.ttft = self._since() - rec.start
+                        parts.append(ev.delta.text)
+                    elif ev.type == "message_stop":
+                        done = True
+        except anthropic.APIStatusError as exc:
+            if exc.status_code != 200:
+                raise  # refused before the stream began: an ordinary error
+            rec.text = "".join(parts)  # an in-band error event after output began
+            rec.outcome, rec.error_kind, rec.message = "error", *_anthropic_error(exc.body)
+            return
+        rec.text = "".join(parts)
+        rec.outcome = "success" if done else "truncated"
+
+
+def _anthropic_error(body: object) -> tuple[str | None, str]:
+    """(error type, message) from an Anthropic-shaped error body."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"].get("type"), str(body["error"].get("message"))
+    return None, str(body)[:200]
+
+
 def _error_of(body: bytes) -> tuple[str | None, str]:
     """(error kind, message) from an OpenAI-shaped error body."""
     try:

@@ -63,6 +63,18 @@ class TimeRef:
         sign = f" {'+' if self.offset >= 0 else '-'} {abs(self.offset):g}s" if self.offset else ""
         return f"{self.anchor}.{self.edge}{sign}"
 
+    def describe(self) -> str:
+        """In a reader's words: ``the first fault``, ``the end of the faults (recovery) + 2 s``,
+        ``rule flap's start``."""
+        if self.anchor is None:
+            return f"{self.offset:g} s into the drill"
+        if self.anchor == "faults":
+            where = "the first fault" if self.edge == "start" else "the end of the faults (recovery)"
+        else:
+            where = f"rule {self.rule_name()}'s {self.edge}"
+        sign = f" {'+' if self.offset >= 0 else '-'} {abs(self.offset):g} s" if self.offset else ""
+        return where + sign
+
     def rule_name(self) -> str | None:
         return self.anchor[5:] if self.anchor is not None and self.anchor.startswith("rule:") else None
 

@@ -5,6 +5,10 @@ the conversation are moved there), ``max_tokens`` is required, tool results are 
 with ``tool_result`` blocks, ``cache`` marks become ``cache_control`` blocks, and streams are
 typed events ending with ``message_stop``, with errors possible in-band (``event: error``).
 
+Structured outputs (``request.response_format``) become a forced tool, :data:`STRUCTURED_TOOL`,
+whose ``input_schema`` is the schema; its input comes back as the answer's text (JSON), with
+``finish_reason: stop``, never as a tool call, so the caller cannot tell Claude answered.
+
 Usage is normalized so that ``input_tokens`` counts every prompt token, as OpenAI does: Anthropic's
 ``input_tokens`` excludes cache reads and writes, so they are added back.
 """
@@ -22,6 +26,7 @@ from router.types import (
     ChatResponse,
     FinishReason,
     Message,
+    ResponseFormat,
     TextDelta,
     TextPart,
     ToolCall,
@@ -32,6 +37,9 @@ from turnout import safejson
 
 VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
+# The forced tool that carries a structured answer. A reserved name, so answers and stream
+# events are recognised without the request.
+STRUCTURED_TOOL = "turnout_structured_output"
 
 FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -97,6 +105,23 @@ def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
     return choice
 
 
+def _structured(body: dict[str, Any], fmt: ResponseFormat, own_tools: bool) -> None:
+    """Ask for a structured answer as Anthropic does it: a forced tool whose input is the answer."""
+    schema = fmt.schema if fmt.type == "json_schema" and fmt.schema else {"type": "object"}
+    what = fmt.description or (f"'{fmt.name}'" if fmt.type == "json_schema" else "a JSON object")
+    tool = {
+        "name": STRUCTURED_TOOL,
+        "description": f"Give your answer ({what}) as this tool's input.",
+        "input_schema": schema,
+    }
+    body.setdefault("tools", []).append(tool)
+    choice = body.get("tool_choice")
+    if not own_tools or choice is None or choice.get("type") in ("none", "auto"):
+        # With the caller's own tools, the model may call one of them or answer (any tool);
+        # without, it must answer through this one.
+        body["tool_choice"] = {"type": "any"} if own_tools else {"type": "tool", "name": STRUCTURED_TOOL}
+
+
 def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
     """The JSON body of ``POST /v1/messages`` for ``request`` on ``deployment``."""
     system: list[str | list[TextPart]] = [request.system] if request.system else []
@@ -134,6 +159,8 @@ def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
         ]
     if request.tool_choice is not None and request.tools:
         body["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.response_format is not None:
+        _structured(body, request.response_format, bool(request.tools))
     if request.user:
         body["metadata"] = {"user_id": request.user}
     if request.stream:
@@ -179,6 +206,8 @@ def from_wire(body: Any, deployment: Deployment) -> ChatResponse:
             btype = block.get("type")
             if btype == "text":
                 text.append(block["text"])
+            elif btype == "tool_use" and block["name"] == STRUCTURED_TOOL:
+                text.append(json.dumps(block.get("input", {})))
             elif btype == "tool_use":
                 tools.append(
                     ToolCall(id=block["id"], name=block["name"], arguments=json.dumps(block.get("input", {})))
@@ -186,12 +215,15 @@ def from_wire(body: Any, deployment: Deployment) -> ChatResponse:
         usage = usage_from_wire(body.get("usage"))
     except (AttributeError, KeyError, TypeError, ValueError):
         raise malformed("content blocks or usage malformed", **where, raw=json.dumps(body)) from None
+    finish = FINISH.get(body.get("stop_reason") or "", "other")
+    if finish == "tool_calls" and not tools:  # only the structured answer's tool: an answer
+        finish = "stop"
     return ChatResponse(
         content="".join(text),
         model=deployment.name,
         provider=deployment.provider,
         provider_model=str(body.get("model") or deployment.model),
-        finish_reason=FINISH.get(body.get("stop_reason") or "", "other"),
+        finish_reason=finish,
         usage=usage,
         tool_calls=tools,
         raw=body,
@@ -224,10 +256,17 @@ def parse_event(ev: SSEEvent, acc: StreamAccumulator) -> list[TextDelta | ToolCa
                 acc.text.append(delta["text"])
                 return [TextDelta(delta["text"])]
             if dtype == "input_json_delta":
+                if int(payload["index"]) == acc.structured:
+                    piece = delta.get("partial_json", "")
+                    acc.text.append(piece)
+                    return [TextDelta(piece)] if piece else []
                 return [acc.add_tool(int(payload["index"]), None, None, delta.get("partial_json", ""))]
             return []  # thinking, signature, citations: not part of the normalized answer
         if etype == "content_block_start":
             block = payload["content_block"]
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                acc.structured = int(payload["index"])
+                return []
             if block.get("type") == "tool_use":
                 return [acc.add_tool(int(payload["index"]), block.get("id"), block.get("name"), "")]
             if block.get("type") == "text" and block.get("text"):
@@ -242,6 +281,8 @@ def parse_event(ev: SSEEvent, acc: StreamAccumulator) -> list[TextDelta | ToolCa
             reason = (payload.get("delta") or {}).get("stop_reason")
             if reason:
                 acc.finish_reason = FINISH.get(reason, "other")
+                if acc.finish_reason == "tool_calls" and not acc.tools:
+                    acc.finish_reason = "stop"  # only the structured answer's tool
             acc.usage = usage_from_wire(payload.get("usage"), acc.usage)
             acc.raw = payload
         elif etype == "message_stop":

@@ -102,7 +102,17 @@ class Adapter(Protocol):
 class StreamAccumulator:
     """What a stream has said so far; a provider's chunk parser fills it, ``response()`` sums it."""
 
-    __slots__ = ("deployment", "done", "finish_reason", "provider_model", "raw", "text", "tools", "usage")
+    __slots__ = (
+        "deployment",
+        "done",
+        "finish_reason",
+        "provider_model",
+        "raw",
+        "structured",
+        "text",
+        "tools",
+        "usage",
+    )
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
@@ -113,6 +123,7 @@ class StreamAccumulator:
         self.provider_model = deployment.model
         self.done = False  # the provider's terminator was seen
         self.raw: object = None  # the last parsed chunk
+        self.structured = -1  # the block carrying a structured answer as a tool's input (Anthropic)
 
     def add_tool(self, index: int, id: str | None, name: str | None, arguments: str) -> ToolCallDelta:
         slot = self.tools.get(index)

@@ -12,6 +12,7 @@ from typing import Any
 from router.adapters.base import Deployment, StreamAccumulator, token_count
 from router.classify import classify_stream_error, malformed
 from router.sse import SSEEvent
+from router.structured import to_openai
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -110,7 +111,7 @@ def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
     if request.tool_choice is not None:
         body["tool_choice"] = request.tool_choice
     if request.response_format is not None:
-        body["response_format"] = request.response_format
+        body["response_format"] = to_openai(request.response_format)
     if request.user:
         body["user"] = request.user
     if request.stream:

@@ -342,4 +342,56 @@ def cross_check(cfg: Any) -> list[tuple[str, str]]:
         problems += [(p, "a pattern cannot call itself") for p, t in refs if t == pname]
         if pattern.pipeline is not None:
             problems += _stage_checks(pattern.pipeline.stages, f"{base}.pipeline.stages", callable_names, [])
+    problems += _cycles(cfg)
+    return problems
+
+
+def _stage_calls(stages: list[StageConfig]) -> list[str]:
+    calls: list[str] = []
+    for stage in stages:
+        calls += ([stage.route] if stage.route else []) + stage.fallback
+        calls += _stage_calls(stage.parallel or [])
+    return calls
+
+
+def _cycles(cfg: Any) -> list[tuple[str, str]]:
+    """Rule sets and patterns that end up calling themselves through others (``p1 -> p2 -> p1``):
+    found here, at load, rather than as a RecursionError or a 404 on the first request."""
+    calls: dict[str, list[str]] = {}
+    for rname, rs in cfg.rules.items():
+        calls[f"rules.{rname}"] = [r.route for r in rs.rules] + [rs.default]
+    for pname, pattern in cfg.patterns.items():
+        callees: list[str] = []
+        if pattern.cascade is not None:
+            callees += pattern.cascade.tiers
+            callees += [c.judge.route for c in pattern.cascade.checks if c.judge is not None]
+        if pattern.ensemble is not None:
+            callees += pattern.ensemble.members + ([pattern.ensemble.judge] if pattern.ensemble.judge else [])
+        if pattern.pipeline is not None:
+            callees += _stage_calls(pattern.pipeline.stages)
+        calls[f"patterns.{pname}"] = callees
+    section = {name: f"rules.{name}" for name in cfg.rules} | {
+        name: f"patterns.{name}" for name in cfg.patterns
+    }
+    problems: list[tuple[str, str]] = []
+    reported: set[frozenset[str]] = set()
+    for start in calls:
+        # Depth-first from each node, iteratively; a path that comes back to ``start`` is a cycle.
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            node, path = stack.pop()
+            for callee in calls.get(node, []):
+                target = section.get(callee)
+                if target is None:
+                    continue  # a route or a model: no further calls
+                if target == start and len(path) > 1:  # a direct self-call is reported above
+                    loop = frozenset(path)
+                    if loop not in reported:
+                        reported.add(loop)
+                        names = " -> ".join(n.split(".", 1)[1] for n in [*path, start])
+                        problems.append((start, f"calls itself through others: {names}"))
+                elif target not in seen and target != start:
+                    seen.add(target)
+                    stack.append((target, [*path, target]))
     return problems

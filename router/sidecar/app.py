@@ -21,12 +21,12 @@ from aiohttp import web
 from router.errors import RouterError
 from router.sidecar import handlers
 from router.sidecar.alerts import AlertWatcher
-from router.sidecar.errors import Answer, json_answer, router_error_answer
+from router.sidecar.errors import Answer, json_answer
 from router.sidecar.front import FAST_PATHS, Dispatch
-from router.sidecar.handlers import Exchange
+from router.sidecar.handlers import Exchange, FrontEnd
 from router.sidecar.lifecycle import RouterHolder
 from router.sidecar.metrics import Metrics
-from router.sidecar.settings import SidecarSettings
+from router.sidecar.settings import ServerSettings, SidecarSettings
 from router.sidecar.state import STATE, RouterFactory, State, attach_listeners
 from router.sidecar.wire import WireError
 
@@ -36,13 +36,17 @@ log = logging.getLogger("turnout.sidecar")
 DISPATCH: web.AppKey[Dispatch] = web.AppKey("dispatch")
 
 
-def error_answer(state: State, exc: Exception, method: str, path: str) -> Answer:
-    """Every failure as an OpenAI-shaped JSON error; never a bare 500 page or a traceback."""
+def error_answer(
+    state: State, exc: Exception, method: str, path: str, front: FrontEnd = handlers.CHAT
+) -> Answer:
+    """Every failure as a JSON error in ``front``'s shape (OpenAI's unless the path is another
+    front end's); never a bare 500 page or a traceback."""
+    json_answer = front.error
     if isinstance(exc, WireError):
         state.metrics.rejections.labels("bad_request").inc()
         return json_answer(400, exc.message, "invalid_request", param=exc.param)
     if isinstance(exc, RouterError):
-        answer = router_error_answer(exc, state.scrub)
+        answer = front.router_error(exc, state.scrub)
         if answer[0] == 404:
             state.metrics.rejections.labels("unknown_route").inc()
         return answer
@@ -74,7 +78,8 @@ def errors_middleware(state: State) -> Any:
         except Exception as exc:
             if isinstance(exc, web.HTTPException) and exc.status < 400:
                 raise  # a redirect is an answer, not a failure
-            return _respond(error_answer(state, exc, request.method, request.path))
+            front = _FRONT_BY_PATH.get(request.path, handlers.CHAT)
+            return _respond(error_answer(state, exc, request.method, request.path, front))
 
     return middleware
 
@@ -92,27 +97,42 @@ def _key_ok(presented: str, keys: list[bytes]) -> bool:
 
 
 _GUARDED = ("/v1/", "/admin/")
+_FRONT_BY_PATH = {path: handlers.HOT[kind][1] for path, kind in handlers.PATHS.items()}
 
 
 class Guard:
     """Client API keys, body size and concurrency limits for /v1 and /admin, on either server."""
 
     def __init__(self, state: State) -> None:
-        server = state.settings.server
         self.state = state
-        self.keys = [k.encode() for k in server.api_keys]
-        self.limit = server.max_concurrency
-        self.max_body = server.max_body_bytes
+        self.apply(state.settings.server)
+        state.on_server_settings.append(self.apply)
         self.rejections = state.metrics.rejections
         # Read at scrape time rather than moved twice per request: the same count, no lock taken.
         state.metrics.inflight.set_function(lambda: state.active)
 
-    def refuse(self, headers: Mapping[str, str], length: int | None) -> Answer | None:
-        """Why this request may not go on, as an answer; None when it may."""
-        if self.keys:
+    def apply(self, server: ServerSettings) -> None:
+        """Take (new) settings: at start-up and on every reload that changes them."""
+        self.keys = [k.encode() for k in server.api_keys]
+        self.admin_keys = [k.encode() for k in server.admin_keys]
+        self.limit = server.max_concurrency
+        self.max_body = server.max_body_bytes
+
+    def refuse(
+        self,
+        headers: Mapping[str, str],
+        length: int | None,
+        json_answer: Callable[..., Answer] = json_answer,
+        admin: bool = False,
+    ) -> Answer | None:
+        """Why this request may not go on, as an answer (in the shape ``json_answer`` makes);
+        None when it may. The client's key comes as a bearer token or, as Anthropic's SDK sends
+        it, in ``x-api-key``; under /admin/, only an admin key when some are set."""
+        keys = self.admin_keys if admin and self.admin_keys else self.keys
+        if keys:
             auth = headers.get("Authorization", "")
-            token = auth[7:] if auth[:7].lower() == "bearer " else ""
-            if not _key_ok(token, self.keys):
+            token = auth[7:] if auth[:7].lower() == "bearer " else headers.get("x-api-key", "")
+            if not _key_ok(token, keys):
                 self.rejections.labels("auth").inc()
                 return json_answer(
                     401, "Incorrect API key provided for the turnout sidecar.", "invalid_api_key"
@@ -143,7 +163,9 @@ def guard_middleware(state: State, guard: Guard) -> Any:
             return _respond(json_answer(400, "The request has no Host header.", "invalid_request"))
         if not request.path.startswith(_GUARDED):
             return await handler(request)
-        refused = guard.refuse(request.headers, request.content_length)
+        front = _FRONT_BY_PATH.get(request.path, handlers.CHAT)
+        admin = request.path.startswith("/admin/")
+        refused = guard.refuse(request.headers, request.content_length, front.error, admin)
         if refused is not None:
             return _respond(refused)
         state.active += 1
@@ -160,25 +182,58 @@ def front_dispatch(state: State, guard: Guard) -> Dispatch:
     answers as on aiohttp's server, without its request and response objects."""
     hot = handlers.HOT
     paths = {kind: path.decode() for path, kind in FAST_PATHS.items()}
+    answered = state.metrics.answered
 
     async def dispatch(kind: str, ex: Exchange) -> None:
-        refused = guard.refuse(ex.headers, len(ex.body))
+        handler, front = hot[kind]
+        refused = guard.refuse(ex.headers, len(ex.body), front.error)
         if refused is not None:
             ex.respond(*refused)
+            answered(front.name, refused[0])
             return
         state.active += 1
         try:
-            await hot[kind](state, ex)
+            await handler(state, ex)
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as exc:
             if ex.started:  # mid-stream: the handler already ended the stream with an error event
                 raise
-            ex.respond(*error_answer(state, exc, "POST", paths[kind]))
+            ex.respond(*error_answer(state, exc, "POST", paths[kind], front))
         finally:
             state.active -= 1
+            if ex.status:
+                answered(front.name, ex.status)
 
     return dispatch
+
+
+def aiohttp_hot(state: State) -> Callable[[str], Any]:
+    """A hot endpoint as an aiohttp handler (for requests the front door hands over)."""
+    answered = state.metrics.answered
+
+    def make(kind: str) -> Any:
+        handler, front = handlers.HOT[kind]
+
+        async def serve(request: web.Request) -> web.StreamResponse:
+            ex = handlers.AiohttpExchange(request, await request.read())
+            try:
+                await handler(state, ex)
+            except (asyncio.CancelledError, ConnectionResetError):
+                raise
+            except Exception as exc:
+                if ex.started:
+                    raise
+                answer = error_answer(state, exc, request.method, request.path, front)
+                answered(front.name, answer[0])
+                return _respond(answer)
+            assert ex.response is not None
+            answered(front.name, ex.status)
+            return ex.response
+
+        return serve
+
+    return make
 
 
 def create_app(
@@ -221,7 +276,7 @@ def create_app(
     app.cleanup_ctx.append(router_ctx)
     if watcher is not None:
         app.cleanup_ctx.append(_watcher_ctx(watcher))
-    handlers.add_routes(app)
+    handlers.add_routes(app, aiohttp_hot(state))
     return app
 
 

@@ -21,7 +21,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=None, help="port (default: the file's, else 8200; 0 = any)"
     )
     parser.add_argument(
-        "--check", action="store_true", help="validate the configuration, print a summary, exit"
+        "--check",
+        action="store_true",
+        help="validate the configuration, print a summary, exit (unset ${VAR}s are listed, not "
+        "fatal, so a file can be checked without its secrets)",
     )
     parser.add_argument(
         "--loop",

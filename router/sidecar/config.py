@@ -24,12 +24,16 @@ class Loaded:
     settings: SidecarSettings
     router: RouterConfig
     secrets: frozenset[str]
+    unset: tuple[str, ...] = ()  # ${VAR}s not set (allowed only to check a file): "VAR (field)"
 
 
-def load(path: str | Path) -> Loaded:
-    """Read, substitute ``${ENV}``, validate both parts; raise ConfigError listing every problem."""
+def load(path: str | Path, *, allow_unset: bool = False) -> Loaded:
+    """Read, substitute ``${ENV}``, validate both parts; raise ConfigError listing every problem.
+    ``allow_unset``: a ``${VAR}`` that is not set is listed in ``Loaded.unset`` instead (to check a
+    file in CI without its secrets; such a configuration is never served)."""
     source = str(path)
-    data: dict[str, Any] = load_yaml(path)
+    unset: list[str] | None = [] if allow_unset else None
+    data: dict[str, Any] = load_yaml(path, unset)
     sidecar, rest = split_sections(data)
     problems: list[str] = []
     settings: SidecarSettings | None = None
@@ -44,7 +48,7 @@ def load(path: str | Path) -> Loaded:
         problems.append(str(exc))
     if problems or settings is None or router_cfg is None:
         raise ConfigError("\n".join(problems))
-    return Loaded(source, settings, router_cfg, frozenset(secret_values(data)))
+    return Loaded(source, settings, router_cfg, frozenset(secret_values(data)), tuple(unset or ()))
 
 
 def summary(loaded: Loaded) -> str:
@@ -66,4 +70,6 @@ def summary(loaded: Loaded) -> str:
     lines.append(
         f"  alerts:    {len(alerts.rules)} rule(s), webhook {'set' if alerts.webhook else 'not set'}"
     )
+    if loaded.unset:
+        lines.append(f"  not set here, needed to serve: {', '.join(loaded.unset)}")
     return "\n".join(lines)

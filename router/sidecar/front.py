@@ -27,6 +27,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from typing import Any
 
 from multidict import CIMultiDict
 
@@ -36,14 +37,22 @@ __all__ = ["Exchange", "Front", "FrontProtocol"]
 
 log = logging.getLogger("turnout.sidecar")
 
-# The two endpoints served here: path -> the handler's name in the dispatch table.
-FAST_PATHS = {b"/v1/chat/completions": "chat", b"/v1/embeddings": "embeddings"}
+# The endpoints served here: path -> the handler's name in the dispatch table (the three front
+# ends' hot paths: OpenAI chat and embeddings, Anthropic Messages, OpenAI Responses).
+FAST_PATHS = {
+    b"/v1/chat/completions": "chat",
+    b"/v1/embeddings": "embeddings",
+    b"/v1/messages": "messages",
+    b"/v1/messages/count_tokens": "count_tokens",
+    b"/v1/responses": "responses",
+}
 MAX_HEAD = 16 * 1024  # a longer head goes to aiohttp, which rejects it properly
 MAX_HEADER_LINES = 100  # more header lines: aiohttp's (its own limits then apply)
 MAX_LENGTH_DIGITS = 15  # a longer Content-Length is refused (400), as one not all ASCII digits
 # A control byte other than TAB (a bare CR or LF included) once the head's CRLFs are replaced by
 # TABs: not plain, aiohttp's. (One alternation with lookarounds cost 14 us a head; this 2.5 us.)
 _IRREGULAR = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # RFC 9110
 _HANDED = frozenset({"transfer-encoding", "upgrade"})
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
@@ -58,7 +67,7 @@ class Exchange:
     The aiohttp path has the same methods (``router.sidecar.handlers.AiohttpExchange``).
     """
 
-    __slots__ = ("_proto", "body", "close", "headers", "started")
+    __slots__ = ("_proto", "body", "close", "headers", "started", "status")
 
     def __init__(self, proto: FrontProtocol, headers: CIMultiDict[str], body: bytes, close: bool) -> None:
         self._proto = proto
@@ -66,6 +75,7 @@ class Exchange:
         self.body = body
         self.close = close
         self.started = False  # a streamed answer has begun (its status is sent)
+        self.status = 0  # the answer's status, once answered
 
     def _head(self, status: int, headers: dict[str, str], framing: bytes) -> bytes:
         if self._proto.front.closing:  # shutting down: this connection ends with this answer
@@ -83,11 +93,13 @@ class Exchange:
 
     def respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
         """A whole answer."""
+        self.status = status
         self._proto.write(self._head(status, headers, b"content-length: %d\r\n" % len(body)) + body)
 
     async def start(self, status: int, headers: dict[str, str], first: bytes) -> None:
         """Begin a streamed (chunked) answer with its first piece."""
         self.started = True
+        self.status = status
         await self._proto.send(self._head(status, headers, b"transfer-encoding: chunked\r\n") + _chunk(first))
 
     async def write(self, data: bytes) -> None:
@@ -139,6 +151,13 @@ class Front:
 
     def lost(self) -> None:
         self.open -= 1
+
+    def apply(self, server: Any) -> None:
+        """A reload's new limits (``router.sidecar.settings.ServerSettings``), for what comes next."""
+        self.head_timeout = server.head_timeout
+        self.body_timeout = server.body_timeout
+        self.max_connections = server.max_connections
+        self.tick = min(self.keepalive_timeout, self.head_timeout, self.body_timeout) / 4
 
     def shutdown(self) -> None:
         """Stop keeping connections alive: idle ones close now, busy ones after their answer."""
@@ -371,8 +390,10 @@ class FrontProtocol(asyncio.Protocol):
         expect = False
         for line in lines[1:]:
             raw_name, colon, raw_value = line.partition(b":")
-            if not colon or not raw_name or raw_name != raw_name.strip():
-                self._handoff()  # obs-fold, a missing colon, space before it: aiohttp answers 400
+            if not colon or not raw_name or raw_name.translate(None, _TOKEN_CHARS):
+                # obs-fold, a missing colon, a space or any non-token byte in the name: aiohttp
+                # answers 400 (found by the differential fuzz against aiohttp's parser)
+                self._handoff()
                 return None
             name = raw_name.decode("latin-1").lower()
             raw_value = raw_value.strip()

@@ -6,13 +6,15 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router.errors import RouterError
-from router.sidecar.errors import router_error_answer, stream_error_body
+from router.sidecar import messages, responses
+from router.sidecar.errors import Answer, Scrubber, json_answer, router_error_answer, stream_error_body
 from router.sidecar.lifecycle import RouterHolder
 from router.sidecar.state import CURRENT_RECORD, STATE, State, reload
 from router.sidecar.wire import (
@@ -24,7 +26,16 @@ from router.sidecar.wire import (
     parse_chat,
     parse_embeddings,
 )
-from router.types import AuditRecord, ChatResponse, EmbeddingResponse, StreamEnd, StreamStart, TextDelta
+from router.types import (
+    AuditRecord,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingResponse,
+    StreamEnd,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+)
 
 if TYPE_CHECKING:
     from router.sidecar.lifecycle import Generation
@@ -34,6 +45,7 @@ class Exchange(Protocol):
     """What the hot handlers need of a server: the request, and ways to answer it."""
 
     started: bool  # a streamed answer has begun (its status and headers are sent)
+    status: int  # the answer's status, once answered (0 before)
 
     @property
     def headers(self) -> Mapping[str, str]: ...
@@ -77,6 +89,16 @@ class _EventStream(web.StreamResponse):
     _send_headers_immediately = False
 
 
+# The hot endpoints' paths, as both servers route them (router.sidecar.front.FAST_PATHS).
+PATHS = {
+    "/v1/chat/completions": "chat",
+    "/v1/embeddings": "embeddings",
+    "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
+    "/v1/responses": "responses",
+}
+
+
 def _state(request: web.Request) -> State:
     return request.app[STATE]
 
@@ -85,7 +107,7 @@ class AiohttpExchange:
     """One request on aiohttp's server, answered through the same calls as the front door's
     :class:`router.sidecar.front.Exchange` (the handlers below serve both)."""
 
-    __slots__ = ("body", "headers", "request", "response", "started")
+    __slots__ = ("body", "headers", "request", "response", "started", "status")
 
     def __init__(self, request: web.Request, body: bytes) -> None:
         self.request = request
@@ -93,12 +115,15 @@ class AiohttpExchange:
         self.body = body
         self.response: web.StreamResponse | None = None
         self.started = False
+        self.status = 0
 
     def respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
         self.response = web.Response(status=status, headers=headers, body=body)
 
     async def start(self, status: int, headers: dict[str, str], first: bytes) -> None:
         self.started = True
+        self.status = status
         response = self.response = _EventStream(status=status, headers=headers)
         await response.prepare(self.request)
         if first:
@@ -155,56 +180,149 @@ def _meta(headers: Mapping[str, str]) -> dict[str, str] | None:
     return meta
 
 
-async def chat(state: State, ex: Exchange) -> None:
-    """``POST /v1/chat/completions`` on either server: parse once, call, write once."""
+class StreamWriter(Protocol):
+    """Turns one stream's events into a front end's frames (bytes)."""
+
+    def text(self, text: str) -> bytes: ...
+
+    def tool(self, ev: ToolCallDelta) -> bytes: ...
+
+    def end(self, resp: ChatResponse) -> bytes: ...
+
+    def error(self, frame: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FrontEnd:
+    """One API shape over the router: how its requests, answers, streams and errors look.
+
+    ``parse`` gives the ChatRequest and whatever the answer must echo (``opts``); ``error``
+    shapes any refusal (bad request, auth, limits) as ``(status, message, code, param=,
+    headers=)``; ``router_error`` a router failure before output; ``stream_error`` the frame that
+    ends a stream which failed after output began.
+    """
+
+    name: str
+    parse: Callable[[dict[str, Any]], tuple[ChatRequest, Any]]
+    body: Callable[[ChatResponse, Any], bytes]
+    writer: Callable[[StreamStart, Any], StreamWriter]
+    error: Callable[..., Answer]
+    router_error: Callable[[RouterError, Scrubber], Answer]
+    stream_error: Callable[[BaseException, Scrubber], bytes]
+
+
+def _chat_body(resp: ChatResponse, include_usage: bool) -> bytes:
+    return chat_body(resp, "chatcmpl-" + resp.request_id, int(time.time()))
+
+
+def _chat_writer(ev: StreamStart, include_usage: bool) -> ChunkWriter:
+    return ChunkWriter(
+        "chatcmpl-" + ev.request_id, int(time.time()), ev.provider_model or ev.model, include_usage
+    )
+
+
+def _chat_stream_error(err: BaseException, scrub: Scrubber) -> bytes:
+    return error_frame(stream_error_body(err, scrub))
+
+
+CHAT = FrontEnd(
+    "chat", parse_chat, _chat_body, _chat_writer, json_answer, router_error_answer, _chat_stream_error
+)
+MESSAGES = FrontEnd(
+    messages.NAME,
+    messages.parse,
+    messages.answer_body,
+    messages.EventWriter,
+    messages.error_answer,
+    messages.router_error,
+    messages.stream_error,
+)
+RESPONSES = FrontEnd(
+    responses.NAME,
+    responses.parse,
+    responses.answer_body,
+    responses.EventWriter,
+    json_answer,
+    router_error_answer,
+    responses.stream_error,
+)
+
+
+async def converse(front: FrontEnd, state: State, ex: Exchange) -> None:
+    """A chat-shaped request in ``front``'s API on either server: parse once, call, write once."""
     t0 = time.perf_counter()
-    req, include_usage = parse_chat(decode_json(ex.body))
+    req, opts = front.parse(decode_json(ex.body))
     meta = _meta(ex.headers)
     if meta:  # X-Turnout-Meta-<key> headers: routing hints, as the body's metadata (router.patterns)
         req.metadata = {**req.metadata, **meta}
-    auth = ex.headers.get("Authorization")
-    if auth is not None and auth[:7].lower() == "bearer ":  # the caller's key: budgets per API key
+    auth = ex.headers.get("Authorization")  # the caller's key, for budgets per API key
+    if auth is not None and auth[:7].lower() == "bearer ":
         req.caller_key = auth[7:].strip()
+    else:
+        req.caller_key = ex.headers.get("x-api-key")  # Anthropic's clients
     gen, slot, token = _begin(state)
     try:
         if req.stream:
-            await _stream(ex, state, gen, req, include_usage, slot)
+            await _stream(front, ex, state, gen, req, opts, slot, t0)
             return
         try:
             resp = await gen.router.complete(req)
         except RouterError as err:
-            _error(ex, state, err, slot[0])
+            _error(front, ex, state, err, slot[0])
             return
         headers = _answer_headers(resp)
         overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], resp.latency_s)
         headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
         state.metrics.observe_overhead(max(overhead, 0.0))
-        ex.respond(200, headers, chat_body(resp, "chatcmpl-" + resp.request_id, int(time.time())))
+        ex.respond(200, headers, front.body(resp, opts))
     finally:
         CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
 
 
-def _error(ex: Exchange, state: State, err: RouterError, record: AuditRecord | None) -> None:
-    status, headers, body = router_error_answer(err, state.scrub)
+async def chat(state: State, ex: Exchange) -> None:
+    """``POST /v1/chat/completions``."""
+    await converse(CHAT, state, ex)
+
+
+async def anthropic_messages(state: State, ex: Exchange) -> None:
+    """``POST /v1/messages``: Anthropic's Messages API over the same router."""
+    await converse(MESSAGES, state, ex)
+
+
+async def openai_responses(state: State, ex: Exchange) -> None:
+    """``POST /v1/responses``: OpenAI's Responses API over the same router."""
+    await converse(RESPONSES, state, ex)
+
+
+async def count_tokens(state: State, ex: Exchange) -> None:
+    """``POST /v1/messages/count_tokens``: the router's estimate, in Anthropic's answer shape."""
+    count = messages.count_tokens(decode_json(ex.body))
+    ex.respond(200, {hdrs.CONTENT_TYPE: _JSON}, b'{"input_tokens": %d}' % count)
+
+
+def _error(front: FrontEnd, ex: Exchange, state: State, err: RouterError, record: AuditRecord | None) -> None:
+    status, headers, body = front.router_error(err, state.scrub)
     headers.update(_record_headers(record))
     ex.respond(status, headers, body)
 
 
 async def _stream(
+    front: FrontEnd,
     ex: Exchange,
     state: State,
     gen: Generation,
     req: Any,
-    include_usage: bool,
+    opts: Any,
     slot: list[AuditRecord | None],
+    t0: float,
 ) -> None:
-    """Stream events as OpenAI chunks. The status and headers leave with the first frame: the
-    router yields StreamStart only once the first content has arrived, and that content follows
-    at once, so holding them back costs no time to first token (and a write per stream)."""
+    """Stream events as ``front``'s frames. The status and headers leave with the first frame:
+    the router yields StreamStart only once the first content has arrived, and that content
+    follows at once, so holding them back costs no time to first token (and a write per stream)."""
     events = gen.router.stream(req)
     head: dict[str, str] | None = None  # the answer's headers, known at StreamStart
-    writer: ChunkWriter | None = None
+    writer: StreamWriter | None = None
     ended = False
 
     async def emit(frame: bytes) -> None:
@@ -227,13 +345,10 @@ async def _stream(
                     H_ROUTE: ev.route,
                     H_ATTEMPTS: str(ev.attempts),
                     H_REQUEST_ID: ev.request_id,
+                    # up to the first token: the headers leave with it
+                    H_OVERHEAD: f"{max(time.perf_counter() - t0 - ev.upstream_s, 0.0) * 1000:.3f}",
                 }
-                writer = ChunkWriter(
-                    "chatcmpl-" + ev.request_id,
-                    int(time.time()),
-                    ev.provider_model or ev.model,
-                    include_usage,
-                )
+                writer = front.writer(ev, opts)
             elif type(ev) is StreamEnd:
                 assert writer is not None
                 last = writer.end(ev.response)
@@ -248,16 +363,16 @@ async def _stream(
                 assert writer is not None
                 await emit(writer.tool(ev))  # type: ignore[arg-type]
     except RouterError as err:
-        if head is None:  # nothing sent yet: an ordinary error response, with its status
-            _error(ex, state, err, slot[0])
+        if head is None or writer is None:  # nothing sent yet: an ordinary error response
+            _error(front, ex, state, err, slot[0])
             return
-        await emit(error_frame(stream_error_body(err, state.scrub)))
+        await emit(writer.error(front.stream_error(err, state.scrub)))
     except (asyncio.CancelledError, ConnectionResetError):
         raise  # the client went away: the finally below closes the upstream stream
     except Exception as err:
-        if head is None:
+        if head is None or writer is None:
             raise
-        await emit(error_frame(stream_error_body(err, state.scrub)))
+        await emit(writer.error(front.stream_error(err, state.scrub)))
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
@@ -272,36 +387,35 @@ async def _stream(
 
 async def embed(state: State, ex: Exchange) -> None:
     """``POST /v1/embeddings`` on either server."""
+    t0 = time.perf_counter()
     req, fmt = parse_embeddings(decode_json(ex.body))
     gen, slot, token = _begin(state)
     try:
         try:
             resp = await gen.router.embed(req)
         except RouterError as err:
-            _error(ex, state, err, slot[0])
+            _error(CHAT, ex, state, err, slot[0])
             return
-        ex.respond(200, _answer_headers(resp), json.dumps(embeddings_json(resp, fmt)).encode())
+        headers = _answer_headers(resp)
+        overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], 0.0)
+        headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
+        ex.respond(200, headers, json.dumps(embeddings_json(resp, fmt)).encode())
     finally:
         CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    ex = AiohttpExchange(request, await request.read())
-    await chat(_state(request), ex)
-    assert ex.response is not None
-    return ex.response
+Handler = Callable[[State, Exchange], Awaitable[None]]
 
-
-async def embeddings(request: web.Request) -> web.StreamResponse:
-    ex = AiohttpExchange(request, await request.read())
-    await embed(_state(request), ex)
-    assert ex.response is not None
-    return ex.response
-
-
-# The hot endpoints by the name the front door dispatches on (router.sidecar.front.FAST_PATHS).
-HOT: dict[str, Callable[[State, Exchange], Awaitable[None]]] = {"chat": chat, "embeddings": embed}
+# The hot endpoints by the name the front door dispatches on (router.sidecar.front.FAST_PATHS),
+# with the front end whose shape their refusals and errors take.
+HOT: dict[str, tuple[Handler, FrontEnd]] = {
+    "chat": (chat, CHAT),
+    "embeddings": (embed, CHAT),
+    "messages": (anthropic_messages, MESSAGES),
+    "count_tokens": (count_tokens, MESSAGES),
+    "responses": (openai_responses, RESPONSES),
+}
 
 
 async def models(request: web.Request) -> web.Response:
@@ -385,9 +499,10 @@ async def admin_reload(request: web.Request) -> web.Response:
     return web.json_response({"status": "reloaded", "message": message})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_post("/v1/embeddings", embeddings)
+def add_routes(app: web.Application, hot: Callable[[str], Any]) -> None:
+    """aiohttp's routes; ``hot(kind)`` wraps a hot endpoint as an aiohttp handler."""
+    for path, kind in PATHS.items():
+        app.router.add_post(path, hot(kind))
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -29,6 +29,8 @@ state_store_up                              backend                   1 shared s
 state_store_errors_total                    backend                   failed calls to the state store
 sidecar_inflight_requests                   -                         requests being served
 sidecar_rejections_total                    reason                    4xx the sidecar answered itself
+sidecar_answers_total                       front_end, status         answers by API shape (chat,
+                                                                      messages, responses) and status
 sidecar_overhead_seconds (histogram)        -                         sidecar + router time, no upstream
 config_reloads_total                        outcome                   reloads, ok or failed
 ==========================================  ========================  ===================================
@@ -204,6 +206,12 @@ class Metrics:
         self.rejections = Counter(
             "turnout_sidecar_rejections_total", "Requests the sidecar refused itself", ["reason"], registry=r
         )
+        self.answers = Counter(
+            "turnout_sidecar_answers_total",
+            "Answers of the hot endpoints, by front end (chat, messages, responses) and HTTP status",
+            ["front_end", "status"],
+            registry=r,
+        )
         self.overhead = Histogram(
             "turnout_sidecar_overhead_seconds",
             "Time spent in the sidecar and router, upstream time excluded",
@@ -239,12 +247,17 @@ class Metrics:
         self._tokens = _Children(self.tokens, d)
         self._cost = _Children(self.cost, d)
         self._breaker_changes = _Children(self.breaker_changes, d)
+        self._answers = _Children(self.answers, d)
         self._overhead = _Deferred(self.overhead)
         d.append(self._overhead)
 
     def observe_overhead(self, seconds: float) -> None:
         """One request's sidecar + router time (``sidecar_overhead_seconds``)."""
         self._overhead.observe(seconds)
+
+    def answered(self, front_end: str, status: int) -> None:
+        """One answer of a hot endpoint (``sidecar_answers_total``)."""
+        self._answers(front_end, str(status)).inc()
 
     def flush(self) -> None:
         """Apply the deferred updates to the Prometheus metrics (done before each read)."""

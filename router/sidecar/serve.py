@@ -75,6 +75,7 @@ def make_factory(path: str, audit: Any | None, workers: int = 1) -> Any:
             router=Router(split_between_workers(loaded.router, workers)),
             secrets=loaded.secrets,
             listeners=(audit,) if audit is not None else (),
+            settings=loaded.settings,
         )
 
     return factory
@@ -141,7 +142,8 @@ async def serve(loaded: Loaded, host: str, port: int, role: WorkerRole | None = 
         await server.close(max(0.0, deadline - loop.time()))
         if audit is not None:
             audit[1].close()
-    print("turnout serve: stopped", flush=True)
+    if role is None:  # a worker's supervisor says it once for all
+        print("turnout serve: stopped", flush=True)
     return 0
 
 
@@ -173,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        loaded = load(args.config)
+        loaded = load(args.config, allow_unset=args.check)
     except ConfigError as exc:
         print(f"turnout serve: invalid configuration\n{exc}", file=sys.stderr)
         return 2

@@ -64,6 +64,7 @@ class SidecarServer:
             body_timeout=settings.body_timeout,
             max_connections=settings.max_connections,
         )
+        self.app[STATE].on_server_settings.append(self.front.apply)
         loop = asyncio.get_running_loop()
         if self.sock is not None:
             self._server = await loop.create_server(self.front, sock=self.sock, backlog=self.backlog)

@@ -8,6 +8,7 @@ errors the same way: file, field path, reason.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from router.config import SIDECAR_SECTIONS
 from router.sidecar.alerts import AlertsSettings
+from turnout.problems import describe
 
 
 class SettingsError(ValueError):
@@ -31,6 +33,8 @@ class ServerSettings(_Strict):
     host: str = "127.0.0.1"  # loopback unless the operator says otherwise
     port: int = Field(default=8200, ge=0, le=65535)
     api_keys: list[str] = Field(default_factory=list)  # client keys; empty = no auth on /v1
+    # Keys for /admin/ (state, reload); when set, a client key is not enough there.
+    admin_keys: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_concurrency: int = Field(default=256, ge=1)
     drain_timeout: float = Field(default=30.0, ge=0)  # seconds, for shutdown and reloads
@@ -39,7 +43,7 @@ class ServerSettings(_Strict):
     body_timeout: float = Field(default=60.0, gt=0, le=3600)  # the head's end to the body's end
     max_connections: int = Field(default=4096, ge=1)
 
-    @field_validator("api_keys")
+    @field_validator("api_keys", "admin_keys")
     @classmethod
     def _keys_not_trivial(cls, keys: list[str]) -> list[str]:
         for key in keys:
@@ -54,6 +58,13 @@ class AuditSettings(_Strict):
     path: str | None = None  # a file path, "stdout", or None for no audit trail
     redact: bool = True
 
+    @field_validator("path")
+    @classmethod
+    def _not_a_directory(cls, path: str | None) -> str | None:
+        if path is not None and path != "stdout" and Path(path).is_dir():
+            raise ValueError(f"{path!r} is a directory; the audit trail needs a file path")
+        return path
+
 
 class SidecarSettings(_Strict):
     """Every sidecar section together."""
@@ -65,14 +76,7 @@ class SidecarSettings(_Strict):
 
 def format_validation_error(exc: ValidationError, source: str | Path) -> str:
     """One line per problem: ``file: field.path: reason``."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines)
+    return "\n".join(f"{source}: {describe(err, SidecarSettings)}" for err in exc.errors())
 
 
 def split_sections(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -102,9 +106,10 @@ def secret_values(data: Any) -> set[str]:
 
     def walk(node: Any, secretish: bool) -> None:
         if isinstance(node, dict):
+            # A mapping's own keys decide for its values: a section or a deployment named
+            # ``gpt-tokens`` or ``my-key`` does not make every model name under it a secret.
             for key, value in node.items():
-                name = str(key).lower()
-                walk(value, secretish or any(w in name for w in _SECRET_WORDS))
+                walk(value, _secret_name(str(key)))
         elif isinstance(node, list):
             for item in node:
                 walk(item, secretish)
@@ -115,4 +120,16 @@ def secret_values(data: Any) -> set[str]:
     return found
 
 
-_SECRET_WORDS = ("key", "token", "secret", "password", "webhook", "authorization")
+# Whole words of a key's name (``api_key``, ``x-api-key``, ``apiKey``, ``access_token``), not
+# substrings: ``gpt-tokens`` or ``max_tokens`` name no secret.
+_SECRET_WORDS = frozenset(
+    {"key", "keys", "apikey", "token", "secret", "secrets", "password", "passwd", "webhook", "authorization"}
+)
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def _secret_name(name: str) -> bool:
+    words = [w.lower() for w in _WORD.findall(name)]
+    return (
+        any(w in _SECRET_WORDS for w in words) or name.lower().replace("-", "").replace("_", "") == "apikey"
+    )

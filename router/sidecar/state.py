@@ -16,7 +16,7 @@ from router.sidecar.alerts import AlertWatcher
 from router.sidecar.errors import Scrubber
 from router.sidecar.lifecycle import RouterHolder, RouterLike
 from router.sidecar.metrics import Metrics
-from router.sidecar.settings import SidecarSettings
+from router.sidecar.settings import ServerSettings, SidecarSettings
 from router.types import AttemptRecord, AuditRecord
 
 log = logging.getLogger("turnout.sidecar")
@@ -29,6 +29,7 @@ class Built:
     router: RouterLike
     secrets: frozenset[str] = frozenset()
     listeners: tuple[Any, ...] = ()  # extra per-router listeners (the audit logger)
+    settings: SidecarSettings | None = None  # the file's sidecar sections, when read from one
 
 
 RouterFactory = Callable[[], Built]
@@ -51,6 +52,8 @@ class State:
     secrets: set[str] = field(default_factory=set)  # of every generation, so old ones stay scrubbed
     # Called after POST /admin/reload succeeded (a worker tells its supervisor: the others follow).
     on_admin_reload: Callable[[], None] | None = None
+    # Told the new ``server:`` settings when a reload changes them (the guard, the front door).
+    on_server_settings: list[Callable[[ServerSettings], None]] = field(default_factory=list)
 
     def add_secrets(self, more: frozenset[str]) -> None:
         self.secrets |= more | set(self.settings.server.api_keys) | _webhook(self.settings)
@@ -103,8 +106,61 @@ async def reload(app: web.Application) -> tuple[bool, str]:
         except Exception as exc:  # an invalid file keeps the running configuration
             state.metrics.reloads.labels("error").inc()
             return False, state.scrub(str(exc))
+        refused = _restart_needed(state.settings, built.settings)
+        if refused:
+            await built.router.aclose()
+            state.metrics.reloads.labels("error").inc()
+            message = (
+                f"not reloaded: {', '.join(refused)} changed, which takes a restart; nothing was applied"
+            )
+            log.warning("reload refused: %s", message)
+            return False, message
         attach_listeners(state, built)
+        changed = _apply_server(state, built.settings)
         gen = state.holder.swap(built.router, built.secrets, state.settings.server.drain_timeout)
         state.add_secrets(built.secrets)
         state.metrics.reloads.labels("ok").inc()
-        return True, f"configuration generation {gen.number} loaded"
+        applied = f"; server settings applied: {', '.join(changed)}" if changed else ""
+        log.info("configuration generation %d loaded%s", gen.number, applied)
+        return True, f"configuration generation {gen.number} loaded{applied}"
+
+
+# What a reload can apply to a running sidecar; any other change in the sidecar's sections (the
+# listening address, the body limit aiohttp's server was built with, audit, alerts) needs a restart.
+_LIVE = frozenset(
+    {
+        "api_keys",
+        "admin_keys",
+        "max_concurrency",
+        "drain_timeout",
+        "head_timeout",
+        "body_timeout",
+        "max_connections",
+    }
+)
+
+
+def _changed(old: Any, new: Any, prefix: str) -> list[str]:
+    a, b = old.model_dump(), new.model_dump()
+    return [f"{prefix}.{name}" for name in a if a[name] != b[name]]
+
+
+def _restart_needed(current: SidecarSettings, loaded: SidecarSettings | None) -> list[str]:
+    if loaded is None:
+        return []
+    names = [n for n in _changed(current.server, loaded.server, "server") if n[len("server.") :] not in _LIVE]
+    return (
+        names
+        + _changed(current.audit, loaded.audit, "audit")
+        + _changed(current.alerts, loaded.alerts, "alerts")
+    )
+
+
+def _apply_server(state: State, loaded: SidecarSettings | None) -> list[str]:
+    if loaded is None or loaded.server == state.settings.server:
+        return []
+    changed = _changed(state.settings.server, loaded.server, "server")
+    state.settings = loaded
+    for apply in state.on_server_settings:
+        apply(loaded.server)
+    return changed

@@ -13,6 +13,7 @@ import struct
 from json.encoder import encode_basestring_ascii as _jstr  # what json.dumps does with a str
 from typing import Any
 
+from router.structured import FormatError, from_openai
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -273,7 +274,10 @@ def parse_chat(body: dict[str, Any]) -> tuple[ChatRequest, bool]:
     if tool_choice is not None:
         req.tool_choice = _want(tool_choice, (str, dict), "tool_choice", "a string or an object")
     if body.get("response_format") is not None:
-        req.response_format = _want(body["response_format"], dict, "response_format", "an object")
+        try:
+            req.response_format = from_openai(body["response_format"])
+        except FormatError as exc:
+            raise WireError(exc.message, exc.param) from None
     stream = body.get("stream")
     if stream is not None:
         req.stream = bool(_want(stream, bool, "stream", "a boolean"))
@@ -475,6 +479,9 @@ class ChunkWriter:
             envelope = self._prefix[: self._prefix.index(b', "choices"')]
             out += envelope + b', "choices": [], "usage": ' + usage + b"}\n\n"
         return out + b"data: [DONE]\n\n"
+
+    def error(self, frame: bytes) -> bytes:
+        return frame
 
 
 def error_frame(body: dict[str, Any]) -> bytes:

@@ -124,15 +124,17 @@ return admit(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), to
 
 # Several admissions of one deployment, in arrival order, as one script: each is decided exactly
 # as _ADMIT would one at a time (the same function), so the limits stay exact.
-# KEYS: bucket, breaker, probe. ARGV: n, then n times: now, rpm, tpm, tokens, probe ttl, owner.
+# KEYS: bucket, breaker, probe. ARGV: n, rpm, tpm, probe ttl, owner (the same for the batch),
+# then n times: now, tokens.
 _ADMIT_MANY = (
     _ADMIT_ONE
     + """
+local rpm, tpm, ttl, owner = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local out = {}
 for i = 0, tonumber(ARGV[1]) - 1 do
-  local a = 2 + i * 6
-  out[i + 1] = admit(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[a]), tonumber(ARGV[a + 1]),
-                     tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5])
+  local a = 6 + i * 2
+  local now, tokens = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  out[i + 1] = admit(KEYS[1], KEYS[2], KEYS[3], now, rpm, tpm, tokens, ttl, owner)
 end
 return out
 """
@@ -267,6 +269,10 @@ return total
 """
 
 
+_Head = tuple[str, int, int, int, str]  # key, rpm, tpm, probe ttl (ms), owner
+_Rider = tuple[str, int, "asyncio.Future[Any]"]  # now, tokens, the reply's future
+
+
 def _admission(reply: Any) -> Admission:
     verdict = reply[0]
     if verdict == "ok":
@@ -327,7 +333,9 @@ class RedisStore:
         self._heartbeat = reg(_HEARTBEAT)
         self._keys: dict[str, tuple[str, str, str, str]] = {}
         # Admissions waiting for the one in flight of their deployment, and the tasks sending them.
-        self._riders: dict[str, list[tuple[tuple[Any, ...], asyncio.Future[Any]]]] = {}
+        # Keyed by the deployment and what is the same for all its admissions, so a batch sends
+        # those once and each admission only its time and tokens.
+        self._riders: dict[_Head, list[_Rider]] = {}
         self._batches: set[asyncio.Task[None]] = set()
 
     def keys(self, key: str) -> tuple[str, str, str, str]:
@@ -369,56 +377,60 @@ class RedisStore:
         probe_ttl: float,
         owner: str,
     ) -> Admission:
-        args = (repr(now), limits.rpm or 0, limits.tpm or 0, tokens, max(1, int(probe_ttl * 1000)), owner)
-        riders = self._riders.get(key)
+        head = (key, limits.rpm or 0, limits.tpm or 0, max(1, int(probe_ttl * 1000)), owner)
+        riders = self._riders.get(head)
         if riders is not None:  # one of this deployment's admissions is in flight: ride the next batch
             fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            riders.append((args, fut))
+            riders.append((repr(now), tokens, fut))
             return _admission(await fut)
-        self._riders[key] = riders = []
+        self._riders[head] = riders = []
         try:
             bucket, br, _, probe = self.keys(key)
-            reply = await self._call(self._admit(keys=(bucket, br, probe), args=args))
+            _, rpm, tpm, ttl, _ = head
+            reply = await self._call(
+                self._admit(keys=(bucket, br, probe), args=(repr(now), rpm, tpm, tokens, ttl, owner))
+            )
         finally:
             if riders:
-                task = asyncio.get_running_loop().create_task(self._send_batches(key, riders))
+                task = asyncio.get_running_loop().create_task(self._send_batches(head, riders))
                 self._batches.add(task)
                 task.add_done_callback(self._batches.discard)
             else:
-                del self._riders[key]
+                del self._riders[head]
         return _admission(reply)
 
-    async def _send_batches(self, key: str, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    async def _send_batches(self, head: _Head, batch: list[_Rider]) -> None:
         """Send the admissions that arrived while one was in flight, as one script per round trip,
         until none arrive meanwhile (then the next admission goes alone again)."""
+        key, rpm, tpm, ttl, owner = head
         bucket, br, _, probe = self.keys(key)
         while batch:
             batch, rest = batch[:MAX_BATCH], batch[MAX_BATCH:]
-            self._riders[key] = nxt = rest
-            flat = [x for args, _ in batch for x in args]
+            self._riders[head] = nxt = rest
+            flat = [x for now, tokens, _ in batch for x in (now, tokens)]
             try:
                 replies = await self._call(
-                    self._admit_many(keys=(bucket, br, probe), args=(len(batch), *flat))
+                    self._admit_many(keys=(bucket, br, probe), args=(len(batch), rpm, tpm, ttl, owner, *flat))
                 )
                 if not isinstance(replies, list) or len(replies) != len(batch):
                     raise StateStoreError(f"redis batch admit script replied {replies!r}")
             except BaseException as exc:
                 error = exc if isinstance(exc, StateStoreError) else StateStoreError(f"redis admit: {exc!r}")
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(error)
                 if not isinstance(exc, Exception):  # cancelled (the store closes): nobody is left waiting
-                    for _, fut in nxt:
+                    for _, _, fut in nxt:
                         if not fut.done():
                             fut.set_exception(error)
-                    del self._riders[key]
+                    del self._riders[head]
                     raise
             else:
-                for (_, fut), reply in zip(batch, replies, strict=True):
+                for (_, _, fut), reply in zip(batch, replies, strict=True):
                     if not fut.done():
                         fut.set_result(reply)
             batch = nxt
-        del self._riders[key]
+        del self._riders[head]
 
     async def acquire(self, key: str, limits: BucketSpec, tokens: int, now: float) -> float:
         reply = await self._call(

@@ -90,7 +90,7 @@ def test_other_mistakes() -> None:
         {"rules": [{"name": "a", "fault": "reset"}, {"name": "a", "fault": "reset"}]}
     )
     assert "limits.0: Value error" not in _error({"limits": [{"match": {}}]})
-    assert "a limit needs rpm, tpm or both" in _error({"limits": [{"match": {}}]})
+    assert "a limit needs rpm, tpm, concurrent or a mix" in _error({"limits": [{"match": {}}]})
     assert "mock.rules.0.answer: required field is missing" in _error({"mock": {"rules": [{"match": {}}]}})
     assert "the top level must be a mapping" in _error([1, 2]) or "a scenario must be a mapping" in _error(
         [1, 2]

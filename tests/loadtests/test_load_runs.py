@@ -15,7 +15,7 @@ from pathlib import Path
 
 from loadtest_procs import ROOT, SHAPED_LOCUSTFILE, free_port, run_locust, spawn_locust
 
-from loadtests.slo import StatsRow, read_stats_csv
+from loadtests.slo import StatsRow, is_request_row, read_stats_csv
 
 
 def rows_by_key(prefix: Path) -> dict[tuple[str, str], StatsRow]:
@@ -186,7 +186,7 @@ def test_distributed_master_and_two_workers_on_loopback(mock_openai: str, tmp_pa
 
     rows = rows_by_key(prefix)
     aggregated = rows[("", "Aggregated")]
-    per_row = [r for key, r in rows.items() if key != ("", "Aggregated")]
+    per_row = [r for r in rows.values() if is_request_row(r)]  # metric rows are not in the total
     assert sum(int(n) for n in reported.values()) == aggregated.requests  # the workers' shares add up
     assert sum(r.requests for r in per_row) == aggregated.requests  # and so do the rows
     assert rows[("POST", "chat")].requests > 0 and rows[("POST", "chat-stream")].requests > 0
@@ -220,3 +220,37 @@ def test_a_step_shape_drives_the_user_count_and_stops_the_run_by_itself(
     assert max(users) == 4, users  # two steps of two users
     rows = rows_by_key(prefix)
     assert rows[("POST", "chat")].requests > 0 and rows[("", "Aggregated")].failures == 0
+
+
+def test_one_process_run_tables_csv_and_verdict_agree(mock_openai: str, tmp_path: Path) -> None:
+    """Before: the Aggregated row counted TTFT and chunk-gap samples as requests; `_stats.csv`
+    missed the run's last second; the SLO verdict came ~20 lines above the final tables."""
+    prefix, log = tmp_path / "run", tmp_path / "run.log"
+    run = spawn_locust(
+        *common(mock_openai, 4, 4),
+        "--csv",
+        str(prefix),
+        "--slo-max-error-rate",
+        "0.01",
+        cwd=tmp_path,
+        log=log,
+    )
+    try:
+        code = run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=10)
+    out = log.read_text()
+    assert code == 0, out[-6000:]
+    rows = rows_by_key(prefix)
+    requests = rows[("POST", "chat")].requests + rows[("POST", "chat-stream")].requests
+    assert rows[("", "Aggregated")].requests == requests  # requests only, no metric samples
+    assert rows[("TTFT", "chat-stream")].requests == rows[("POST", "chat-stream")].requests
+    # the final table (the last "Aggregated" line Locust prints) and the CSV count the same
+    final = [line for line in out.splitlines() if line.strip().startswith("Aggregated")][-2]
+    assert int(final.split()[1]) == requests, final
+    lines = [line for line in out.splitlines() if line.strip()]
+    last_table = max(i for i, line in enumerate(lines) if "Aggregated" in line)
+    verdict = next(i for i, line in enumerate(lines) if "SLO gate: PASS" in line)
+    assert verdict > last_table, "\n".join(lines[-30:])  # the verdict is the run's last word

@@ -169,5 +169,50 @@ def test_options_with_a_prefix_and_environment_defaults(monkeypatch: pytest.Monk
 
 def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TURNOUT_SLO_MAX_ERROR_RATE", "one percent")
-    with pytest.raises(SloError, match="TURNOUT_SLO_MAX_ERROR_RATE='one percent' is not a number"):
+    with pytest.raises(
+        SloError, match="TURNOUT_SLO_MAX_ERROR_RATE='one percent': 'one percent' is not a number"
+    ):
         slo.add_arguments(argparse.ArgumentParser())
+    monkeypatch.setenv("TURNOUT_SLO_MAX_ERROR_RATE", "2")
+    with pytest.raises(SloError, match="TURNOUT_SLO_MAX_ERROR_RATE='2': 2 is not a rate between 0 and 1"):
+        slo.add_arguments(argparse.ArgumentParser())
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--max-error-rate", "2"], "argument --max-error-rate: 2 is not a rate between 0 and 1"),
+        (["--max-error-rate", "-1"], "argument --max-error-rate: -1 is not a rate between 0 and 1"),
+        (["--max-error-rate", "nan"], "'nan' is not a finite number"),
+        (["--p99-ms", "0"], "argument --p99-ms: 0 is not a positive number of milliseconds"),
+        (["--ttft-p95-ms", "-5"], "argument --ttft-p95-ms: -5 is not a positive number"),
+        (["--max-error-rate", "0.1", "--min-requests", "-3"], "argument --min-requests: -3 is negative"),
+    ],
+)
+def test_out_of_range_thresholds_exit_2_before_judging(
+    argv: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `--max-error-rate 2` passed 100 % errors (`<= max 200.00%`), and `-1` ran and failed."""
+    prefix = str(write_csv(tmp_path, csv_row("POST", "chat", 100, 100, 20, 120)))
+    with pytest.raises(SystemExit) as info:
+        slo.main([prefix, *argv])
+    assert info.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_the_checker_runs_as_a_module_without_a_warning(tmp_path: Path) -> None:
+    """Before: every `python -m loadtests.slo` printed runpy's RuntimeWarning (the package imported
+    loadtests.slo before runpy ran it)."""
+    import subprocess
+    import sys
+
+    prefix = str(write_csv(tmp_path, csv_row("POST", "chat", 100, 0, 20, 120)))
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "loadtests.slo", prefix, "--max-error-rate", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr and "SLO gate: PASS" in result.stdout

@@ -3,12 +3,14 @@ respx's own plugin and a test's own respx mocks of other hosts, with chaos per t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import aiohttp
 import anthropic
 import httpx
 import httpx2
@@ -18,9 +20,12 @@ import respx
 from mistralai.client import Mistral
 
 from chaos.engine import ChaosEngine
+from mockproviders import inprocess
 from mockproviders.clock import FakeClock
+from mockproviders.core import MockCore
 from mockproviders.inprocess import InProcessMock
 from mockproviders.journal import Journal
+from mockproviders.server import MockServer
 
 HI = [{"role": "user", "content": "Hello there"}]
 _ORIGINALS = (httpx2.HTTPTransport.handle_request, httpx2.AsyncHTTPTransport.handle_async_request)
@@ -121,6 +126,46 @@ async def test_plain_async_httpx_and_httpx2_clients_to_the_real_hosts_are_answer
     assert bad.status_code == 400
     assert bad.json()["type"] == "error"
     assert [(e.provider, e.status) for e in mock_journal] == [("openai", 200), ("anthropic", 400)]
+
+
+def test_an_sdk_base_url_from_the_environment_cannot_take_a_test_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://gateway.example.test/v1")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://gateway.example.test/anthropic")
+    journal: Journal = request.getfixturevalue("mock_journal")
+    request.getfixturevalue("mock_providers")
+    openai.OpenAI(api_key="k", max_retries=0).models.list()
+    anthropic.Anthropic(api_key="k", max_retries=0).models.list()
+    assert [(e.provider, e.endpoint) for e in journal] == [("openai", "models"), ("anthropic", "models")]
+
+
+def test_clients_behind_a_proxy_from_the_environment_are_answered_too(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    # The SDK mounts an HTTPTransport(proxy=...) for the proxy: the same class, so the same answer.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    journal: Journal = request.getfixturevalue("mock_journal")
+    request.getfixturevalue("mock_providers")
+    with Mistral(api_key="m") as mistral:
+        mistral.models.list()
+    assert [(e.provider, e.endpoint) for e in journal] == [("mistral", "models")]
+
+
+async def test_aiohttp_code_is_pointed_at_mock_server(mock_server: MockServer, mock_journal: Journal) -> None:
+    url = mock_server.base_urls["openai"] + "/chat/completions"
+    async with aiohttp.ClientSession() as session, session.post(url, json=BODY, headers=AUTH) as answer:
+        assert answer.status == 200
+        assert (await answer.json())["object"] == "chat.completion"
+    assert [e.provider for e in mock_journal] == ["openai"]
+
+
+def test_nested_interceptions_the_innermost_answers(mock_providers: InProcessMock) -> None:
+    inner_core = MockCore(seed=1)
+    with inprocess.mock_providers(inner_core) as inner:
+        openai.OpenAI(api_key="k", max_retries=0).models.list()
+    openai.OpenAI(api_key="k", max_retries=0).models.list()
+    assert (len(inner.journal), len(mock_providers.journal)) == (1, 1)
 
 
 def test_the_transports_are_restored_after_the_test() -> None:
@@ -224,3 +269,30 @@ def test_the_readme_shows_the_file_ci_runs_as_a_user_project() -> None:
     example = (root / "examples" / "inprocess" / "test_llm.py").read_text()
     assert f"```python\n{example}```" in (root / "README.md").read_text()
     assert "examples/inprocess/test_llm.py" in (root / ".ci" / "user-project").read_text()
+
+
+def test_a_sync_test_gets_a_server_that_answers_while_it_blocks(mock_server: MockServer) -> None:
+    client = openai.OpenAI(api_key="k", base_url=mock_server.base_urls["openai"], max_retries=0)
+    with client, httpx2.Client() as http:
+        client.chat.completions.create(model="gpt-4o", messages=HI)  # type: ignore[arg-type]
+        assert http.get(mock_server.url + "/_mock/health").json()["requests"] == 1
+
+
+async def test_an_asyncio_test_gets_the_server_on_its_own_loop(mock_server: MockServer) -> None:
+    assert mock_server._runner is not None
+    site_loop = next(iter(mock_server._runner.sites))._server._loop  # type: ignore[union-attr]
+    assert site_loop is asyncio.get_running_loop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_anyio_test_gets_a_server_on_a_thread(mock_server: MockServer, anyio_backend: str) -> None:
+    url = mock_server.base_urls["anthropic"] + "/v1/messages"
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": HI}
+    headers = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+    session = aiohttp.ClientSession()
+    async with session, session.post(url, json=body, headers=headers) as answer:
+        assert answer.status == 200, await answer.text()
+    assert mock_server._runner is not None
+    site_loop = next(iter(mock_server._runner.sites))._server._loop  # type: ignore[union-attr]
+    assert site_loop is not asyncio.get_running_loop()

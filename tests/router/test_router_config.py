@@ -64,7 +64,7 @@ def test_env_substitution_and_missing_variable(tmp_path: Path, monkeypatch: pyte
             r"routes.summarization.chain\[1\]: route 'summarization' names unknown model 'gpt-5'",
         ),
         (("models", "llama", "provider"), r"models.llama.provider: unknown provider 'nowhere'"),
-        (("providers", "openai", "kind"), r"providers.openai.kind: Input should be"),
+        (("providers", "openai", "kind"), r"providers.openai.kind: 'bard' is not one of 'openai'"),
     ],
 )
 def test_errors_name_the_field(patch: tuple[str, ...], expected: str) -> None:

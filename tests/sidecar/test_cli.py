@@ -175,3 +175,31 @@ def test_proxy_and_serve_default_to_different_ports() -> None:
     proxy = parser.parse_args(["proxy", "--upstream", "http://127.0.0.1:1"])
     assert proxy.port == 8300
     assert serve.port is None  # the file's port, else 8200
+
+
+def test_check_validates_a_file_without_its_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `serve --check` on the production example failed on `OPENAI_API_KEY is not set`."""
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "TURNOUT_CLIENT_KEY", "ALERT_WEBHOOK"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["serve", "--config", str(EXAMPLES / "sidecar-production.yaml"), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "not set here, needed to serve: OPENAI_API_KEY (providers.openai.api_key)" in out
+    assert "ALERT_WEBHOOK (alerts.webhook)" in out
+    # the rest of the file is still checked
+    data = yaml.safe_load((EXAMPLES / "sidecar-production.yaml").read_text())
+    data["server"]["colour"] = "blue"
+    path = tmp_path / "router.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["serve", "--config", str(path), "--check"]) == 2
+    assert "server.colour" in capsys.readouterr().err
+
+
+def test_serving_still_needs_every_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from router.config import ConfigError
+    from router.sidecar.config import load
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="environment variable OPENAI_API_KEY is not set"):
+        load(EXAMPLES / "sidecar-production.yaml")

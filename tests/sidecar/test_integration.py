@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from openai.types.chat import ChatCompletionMessageParam
 
 from chaos import ChaosEngine, Rule, create_mock_app
-from mockproviders.clock import FakeClock
+from mockproviders.clock import FakeClock, SystemClock
 from mockproviders.server import MockServer
 from router import Router, parse_config
 from router.sidecar import Built, SidecarSettings, create_app
@@ -47,6 +47,7 @@ def router_config(mock_url: str) -> dict[str, Any]:
         "models": {
             "gpt": {"provider": "openai", "model": "gpt-4o-mini"},
             "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "max_tokens": 256},
+            "embed": {"provider": "openai", "model": "text-embedding-3-small"},
         },
         "routes": {"main": {"chain": ["gpt", "claude"]}, "solo": {"chain": ["gpt"]}},
         "defaults": {"retries": 0},
@@ -57,8 +58,8 @@ Stack = Callable[..., Any]
 
 
 @asynccontextmanager
-async def stack(*rules: Rule) -> AsyncIterator[tuple[SidecarServer, ChaosEngine]]:
-    engine = ChaosEngine(list(rules), clock=FakeClock())
+async def stack(*rules: Rule, real_time: bool = False) -> AsyncIterator[tuple[SidecarServer, ChaosEngine]]:
+    engine = ChaosEngine(list(rules), clock=SystemClock() if real_time else FakeClock())
     async with MockServer(app=create_mock_app(engine=engine)) as mock:
         cfg = parse_config(router_config(mock.url.rstrip("/")), source="test.yaml")
 
@@ -293,3 +294,19 @@ async def test_reload_from_file_keeps_the_stream_in_flight(tmp_path: Path) -> No
                 assert r.status == 400 and "providers.slow.kind" in err["error"]["message"]
         finally:
             await server.close()
+
+
+async def test_streams_and_embeddings_say_the_sidecar_overhead_too() -> None:
+    """Before: only non-streamed chat answers carried x-turnout-overhead-ms. For a stream it is the
+    sidecar's and router's time up to the first token: the provider's 0.3 s wait is not in it."""
+    slow = rule("slow", "slow_first_token", params={"delay": 0.3})
+    async with stack(slow, real_time=True) as (server, _), client(server) as c:
+        raw = await c.chat.completions.with_raw_response.create(model="main", messages=MSG, stream=True)
+        overhead = float(raw.headers["x-turnout-overhead-ms"])
+        assert 0 <= overhead < 250  # the 300 ms spent upstream before the first token is not in it
+        assert raw.headers["x-turnout-route"] == "main"
+        async for _ in raw.parse():
+            pass
+        emb = await c.embeddings.with_raw_response.create(model="embed", input=["a", "b"])
+        assert float(emb.headers["x-turnout-overhead-ms"]) >= 0
+        assert emb.headers["x-turnout-route"] == "embed"

@@ -55,7 +55,8 @@ def timeline(obs: Observations) -> str:
     import matplotlib
 
     with matplotlib.rc_context(_RC):
-        fig, (ax_f, ax_r, ax_l) = _figure(7.5, 3, sharex=True, gridspec_kw={"height_ratios": [1.2, 1.4, 2]})
+        fig, (ax_f, ax_r, ax_l) = _figure(8.5, 3, sharex=True, gridspec_kw={"height_ratios": [1.2, 1.4, 2]})
+        fig.subplots_adjust(hspace=0.6)  # room for the routes panel's legend, between its title and bars
         end = max(obs.duration, 1e-3)
         _faults_panel(ax_f, obs)
         _routes_panel(ax_r, obs, end)
@@ -92,6 +93,14 @@ def _faults_panel(ax: Any, obs: Observations) -> None:
     ax.set_title(f"faults injected ({total} upstream requests hit)", loc="left", fontsize=9)
 
 
+_BREAKER_STYLE = {
+    "open": ("#d62728", "-", "breaker opened"),
+    "half_open": ("#ff7f0e", "--", "breaker half-open (probe)"),
+    "half-open": ("#ff7f0e", "--", "breaker half-open (probe)"),
+    "closed": ("#2ca02c", ":", "breaker closed"),
+}
+
+
 def _routes_panel(ax: Any, obs: Observations, end: float) -> None:
     colors = _colors(obs)
     buckets = 40
@@ -113,16 +122,20 @@ def _routes_panel(ax: Any, obs: Observations, end: float) -> None:
     if failed:
         heights = [failed[i] for i in range(buckets)]
         ax.bar(xs, heights, width=width, bottom=bottom, align="edge", color=_FAIL, label="failed", lw=0)
-    if colors or failed:
-        ax.legend(loc="upper right", fontsize=8, ncols=4, frameon=False)
+    # Breaker moves as wide, labelled lines (each state once in the legend); the legend sits
+    # between the panel's title and its bars, so it never covers them.
+    shown: set[str] = set()
     for e in obs.breaker_events:
-        style = {"open": ("#d62728", "--"), "closed": ("#2ca02c", ":"), "half_open": ("#ff7f0e", ":")}
-        color, ls = style.get(e.new, ("#7f7f7f", ":"))
-        ax.axvline(e.t, color=color, ls=ls, lw=1)
+        color, ls, words = _BREAKER_STYLE.get(e.new, ("#7f7f7f", ":", f"breaker {e.new}"))
+        label = None if e.new in shown else words
+        shown.add(e.new)
+        ax.axvline(e.t, color=color, ls=ls, lw=2, alpha=0.9, label=label)
+    if colors or failed or shown:
+        ax.legend(
+            loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, ncols=6, frameon=False, borderaxespad=0.2
+        )
     ax.set_ylabel("requests")
-    ax.set_title(
-        "routes taken (who answered, by start time; lines: breaker open/half-open/closed)", loc="left"
-    )
+    ax.set_title("routes taken (who answered, by start time)", loc="left", pad=22)
 
 
 def _latency_panel(ax: Any, obs: Observations) -> None:

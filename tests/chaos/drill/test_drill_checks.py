@@ -198,3 +198,17 @@ def test_replicas_agree_when_every_replica_ejects_close_together() -> None:
     assert not one({"check": "replicas_agree", "model": "m", "replicas": 3, "within": "200ms"}, o).passed
     missing = one({"check": "replicas_agree", "model": "m", "replicas": 4, "within": 1}, o)
     assert not missing.passed and "replicas [3] never ejected" in missing.message
+
+
+def test_provider_rate_per_phase_uses_the_phase_length() -> None:
+    # "before" is 0-2 s: rpm 60 allows 60 + 2; 63 arrive then, 5 more later
+    requests = [req(i, 0.01 * i, upstream=[up(i, 0.01 * i)]) for i in range(63)]
+    requests += [req(100 + i, 7.0, upstream=[up(100 + i, 7.0)]) for i in range(5)]
+    results = judge(
+        {"check": "provider_rate", "provider": "openai", "rpm": 60, "phases": ["before", "after"]},
+        obs(requests),
+    )
+    assert [(r.phase, r.passed, r.observed) for r in results] == [
+        ("before", False, "63 requests"),
+        ("after", True, "5 requests"),
+    ]

@@ -167,3 +167,28 @@ def test_the_summary_counts_continued_streams() -> None:
     assert line is not None
     assert line.startswith("Continued streams: 2 (1 answered, 1 of them checked whole")
     assert line.endswith("median 40, max 40")
+
+
+def test_time_references_read_as_words() -> None:
+    """Before: `within 1.00 s of faults.start`, jargon from the drill file."""
+    from chaos.drill.timeref import TimeRef
+
+    assert TimeRef.parse("faults.start").describe() == "the first fault"
+    assert TimeRef.parse("faults.end + 2s").describe() == "the end of the faults (recovery) + 2 s"
+    assert TimeRef.parse("rule:flap.start").describe() == "rule flap's start"
+    assert TimeRef.parse("3s").describe() == "3 s into the drill"
+
+
+def test_the_routes_panel_labels_breaker_moves_in_a_legend_above_the_bars() -> None:
+    from chaos.drill.report import plots
+
+    r = result()
+    r.obs.breaker_events = [
+        BreakerEvent(2.1, "gpt-4o-mini", "closed", "open"),
+        BreakerEvent(3.1, "gpt-4o-mini", "open", "half_open"),
+        BreakerEvent(3.2, "gpt-4o-mini", "half_open", "closed"),
+        BreakerEvent(4.5, "gpt-4o-mini", "closed", "open"),
+    ]
+    svg = plots.timeline(r.obs)
+    for words in ("breaker opened", "breaker half-open (probe)", "breaker closed"):
+        assert svg.count(words) == 1  # each state once in the legend, however many moves

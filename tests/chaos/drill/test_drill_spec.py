@@ -54,7 +54,10 @@ def _error(data: Any, source: str = "d.yaml") -> str:
             {"traffic": {"requests": 5, "routes": {"nope": 1}}},
             "traffic.routes.nope: not a route, pattern, rule set or model",
         ),
-        ({"hypothesis": {"checks": [{"check": "nope"}]}}, "hypothesis.checks.0: Input tag 'nope'"),
+        (
+            {"hypothesis": {"checks": [{"check": "nope"}]}},
+            "hypothesis.checks.0: unknown check 'nope'",
+        ),
         (
             {"hypothesis": {"checks": [{"check": "success_rate"}]}},
             "hypothesis.checks.0.success_rate.min: required field is missing",
