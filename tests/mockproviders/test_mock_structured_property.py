@@ -30,7 +30,8 @@ def integer_schema(draw: st.DrawFn) -> dict[str, Any]:
     if low is not None:
         s["exclusiveMinimum" if draw(st.booleans()) else "minimum"] = low
     if draw(st.booleans()):
-        s["maximum"] = (low if low is not None else 0) + draw(st.integers(2, 40))
+        # at least 4 integers in range, so a multipleOf of 1-3 always has one: the family stays satisfiable
+        s["maximum"] = (low if low is not None else 0) + draw(st.integers(4, 40))
     if draw(st.booleans()):
         s["multipleOf"] = draw(st.integers(1, 3))
     return s
