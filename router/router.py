@@ -388,7 +388,7 @@ class Router:
                     f"{won.rt.name}: {exc.kind.value} after {len(partial)} characters; "
                     f"continuing on {list(plan.chain)}"
                 )
-                run.plan = plan
+                run.continue_on(plan)
             except (GeneratorExit, asyncio.CancelledError):
                 await _aclose(opened.rest)
                 if open_won is not None:
@@ -400,9 +400,7 @@ class Router:
                 raise
             if end is not None:
                 break
-            # Continue: a fresh walk of the continuation plan. What the first walk skipped is not
-            # this one's to wait for or to try in panic (one that cannot continue answers afresh).
-            run.blocked.clear()
+            # Continue: a fresh walk of the continuation plan (run.continue_on above).
             continued += 1
             partial = "".join(sent)
             try:
