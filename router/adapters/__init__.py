@@ -8,7 +8,7 @@ kind; a hosted one with its own facts (``groq``) is one small module and one row
 
 from __future__ import annotations
 
-from router.adapters import anthropic, mistral, openai
+from router.adapters import anthropic, groq, mistral, openai
 from router.adapters._http import Codec, HttpAdapter
 from router.adapters.base import Adapter, AdapterEvent, CallOptions, Deployment, StreamAccumulator
 from router.adapters.provider import Provider
@@ -39,6 +39,7 @@ PROVIDERS: dict[str, Provider] = {
         anthropic.PROVIDER,
         mistral.PROVIDER,
         openai.COMPATIBLE,
+        groq.PROVIDER,
     )
 }
 
