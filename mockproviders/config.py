@@ -75,6 +75,8 @@ DEFAULT_EMBEDDING_DIMENSIONS: dict[str, int] = {
     "text-embedding-ada-002": 1536,
     "mistral-embed": 1024,
 }
+# Embedding models whose vectors have one size only: OpenAI refuses ``dimensions`` for them.
+FIXED_DIMENSIONS = frozenset({"text-embedding-ada-002"})
 
 
 class ConfigError(ValueError):
@@ -166,6 +168,11 @@ class MockConfig(_Strict):
 
     def dimensions(self, model: str) -> int:
         return self.embedding_dimensions.get(model) or DEFAULT_EMBEDDING_DIMENSIONS.get(model, 1024)
+
+    def is_embedding_model(self, model: str) -> bool:
+        """Whether ``model`` answers on the embeddings endpoint: a known embedding model, one
+        given ``embedding_dimensions``, or any id with ``embed`` in it (as real ids have)."""
+        return model in self.embedding_dimensions or model in DEFAULT_EMBEDDING_DIMENSIONS or "embed" in model
 
     def latency_for(self, provider: str, model: str | None) -> Latency | None:
         return (

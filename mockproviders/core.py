@@ -33,7 +33,7 @@ from mockproviders._types import (
 from mockproviders.answers import compose
 from mockproviders.batch.service import BatchService
 from mockproviders.clock import SystemClock
-from mockproviders.config import Latency, MockConfig
+from mockproviders.config import FIXED_DIMENSIONS, Latency, MockConfig
 from mockproviders.errors import (
     FieldError,
     error_response,
@@ -273,6 +273,10 @@ class MockCore:
         q = api.parse_embeddings(req.json)
         if q.model not in self._models[req.provider]:
             return api.unknown_model(q.model, req.request_id)
+        if not self.config.is_embedding_model(q.model):
+            return api.not_embedding_model(q.model, req.request_id)
+        if q.dimensions is not None and q.model in FIXED_DIMENSIONS:
+            return api.fixed_dimensions(q.model, req.request_id)
         dims = q.dimensions or self.config.dimensions(q.model)
         vectors: list[list[float] | str] = []
         for text in q.inputs:

@@ -96,6 +96,14 @@ class ProviderAPI(Protocol):
         """The error for a model id the mock does not know."""
         ...
 
+    def not_embedding_model(self, model: str, rid: str) -> MockResponse:
+        """The error for a chat model asked for embeddings."""
+        ...
+
+    def fixed_dimensions(self, model: str, rid: str) -> MockResponse:
+        """The error for ``dimensions`` sent to a model whose vectors have one size only."""
+        ...
+
 
 _TYPE_NAMES = {
     str: "a string",

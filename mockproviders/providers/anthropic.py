@@ -103,6 +103,12 @@ class AnthropicAPI:
     def unknown_model(self, model: str, rid: str) -> MockResponse:
         return error_response("anthropic", 404, "not_found_error", f"model: {model}", request_id=rid)
 
+    def not_embedding_model(self, model: str, rid: str) -> MockResponse:
+        return self.unknown_model(model, rid)  # never reached: Anthropic has no embeddings endpoint
+
+    def fixed_dimensions(self, model: str, rid: str) -> MockResponse:
+        return self.unknown_model(model, rid)  # never reached, as above
+
     def parse_chat(self, body: Any) -> ChatQuery:
         body = body_object(body)
         model = expect(need(body, "model"), str, ("model",))
