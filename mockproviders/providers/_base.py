@@ -26,6 +26,7 @@ class Usage:
     completion_tokens: int
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
+    cache_creation_1h_tokens: int = 0  # of cache_creation_tokens, those written for an hour
 
     @property
     def total_tokens(self) -> int:
