@@ -34,8 +34,8 @@ def test_tiered_model_uses_exact_price() -> None:
 
 def test_override_and_unknown() -> None:
     t = PriceTable()
-    t.register("mine", "openai_compatible", "llama", Rates.per_million(1.0, 2.0))
-    t.register("local", "openai_compatible", "llama")
+    t.register("mine", None, "llama", Rates.per_million(1.0, 2.0))  # openai_compatible: no price id
+    t.register("local", None, "llama")
     t.register("odd", "openai", "no-such-model-xyz")
     assert t.cost("mine", Usage(1_000_000, 500_000)) == 2.0
     assert t.cost("local", Usage(10, 10)) is None
