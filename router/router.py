@@ -42,6 +42,7 @@ from router.config import RouterConfig, load_config
 from router.hooks import RouterListener
 from router.ratelimit import estimate_tokens
 from router.state.build import build_store, store_snapshot
+from router.transport import Transport
 from router.types import (
     AuditRecord,
     ChatRequest,
@@ -110,7 +111,8 @@ class Router:
         clock: Clock | None = None,
         listeners: Sequence[RouterListener] = (),
         rng_seed: int | None = None,
-        adapters: Mapping[str, Adapter] | None = None,  # by provider name; for tests and custom transports
+        adapters: Mapping[str, Adapter] | None = None,  # by provider name; for tests and custom adapters
+        transport: Transport | None = None,  # every provider's HTTP calls (router.transport); for tests
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SYSTEM_CLOCK
@@ -125,6 +127,7 @@ class Router:
             adapters=adapters,
             on_breaker_change=self._breaker_changed,
             state=shared,
+            transport=transport,
         )
         self._rate_limit_wait = config.defaults.rate_limit_wait
         self._ids = itertools.count(1)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from router.adapters import anthropic, mistral, openai
 from router.adapters._http import Codec, HttpAdapter
 from router.adapters.base import Adapter, AdapterEvent, CallOptions, Deployment, StreamAccumulator
-from router.transport import MAX_BODY
+from router.clock import SYSTEM_CLOCK, Clock
+from router.transport import MAX_BODY, Transport
 
 __all__ = [
     "CODECS",
@@ -76,9 +77,23 @@ CODECS: dict[str, Codec] = {
 CONTINUES: dict[str, bool] = {"anthropic": True, "mistral": True, "openai": False, "openai_compatible": False}
 
 
-def make_adapter(kind: str, *, connections: int = 256, max_reply_bytes: int = MAX_BODY) -> HttpAdapter:
-    """The HTTP adapter for a provider ``kind`` (a key of :data:`CODECS`)."""
-    return HttpAdapter(CODECS[kind], connections=connections, max_reply_bytes=max_reply_bytes)
+def make_adapter(
+    kind: str,
+    *,
+    connections: int = 256,
+    max_reply_bytes: int = MAX_BODY,
+    transport: Transport | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> HttpAdapter:
+    """The HTTP adapter for a provider ``kind`` (a key of :data:`CODECS`): over ``transport``
+    (by default a keep-alive pool of its own), its limits measured on ``clock``."""
+    return HttpAdapter(
+        CODECS[kind],
+        connections=connections,
+        max_reply_bytes=max_reply_bytes,
+        transport=transport,
+        clock=clock,
+    )
 
 
 def make_deployment(
