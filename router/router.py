@@ -28,6 +28,7 @@ from router.config import RouterConfig, load_config
 from router.hooks import RouterListener
 from router.outcome import Outcome, StreamOutcome
 from router.state.build import build_store, store_snapshot
+from router.transport import Transport
 from router.types import (
     AuditRecord,
     ChatRequest,
@@ -60,7 +61,8 @@ class Router:
         clock: Clock | None = None,
         listeners: Sequence[RouterListener] = (),
         rng_seed: int | None = None,
-        adapters: Mapping[str, Adapter] | None = None,  # by provider name; for tests and custom transports
+        adapters: Mapping[str, Adapter] | None = None,  # by provider name; for tests and custom adapters
+        transport: Transport | None = None,  # every provider's HTTP calls (router.transport); for tests
     ) -> None:
         self.config = config
         self.clock: Clock = clock or SYSTEM_CLOCK
@@ -75,6 +77,7 @@ class Router:
             adapters=adapters,
             on_breaker_change=self._breaker_changed,
             state=shared,
+            transport=transport,
         )
         self._requests = Requests(
             self._plans,
