@@ -28,10 +28,10 @@ from yarl import URL
 from chaos.control import add_control_routes
 from chaos.engine import FAULT_HEADER, FAULT_PARAMS_HEADER, ChaosEngine
 from chaos.sse import SSEParser
-from mockproviders._types import AbortConnection, MockRequest, MockResponse, Provider, StreamEvent
 from mockproviders.core import parse_body
 from mockproviders.providers import PROVIDERS
 from mockproviders.server import drop_connection
+from mockproviders.types import AbortConnection, MockRequest, MockResponse, Provider, StreamEvent
 
 HOP_BY_HOP = frozenset(
     {

@@ -1,7 +1,7 @@
 """Server-sent events from an upstream, cut into frames and tagged like the mock's own events.
 
 The proxy reads an upstream stream chunk by chunk; :class:`SSEParser` returns each complete frame
-as soon as its blank line arrives, as a :class:`~mockproviders._types.StreamEvent` whose ``raw``
+as soon as its blank line arrives, as a :class:`~mockproviders.types.StreamEvent` whose ``raw``
 is the frame's exact bytes (so passing it on changes nothing) and whose ``kind`` and ``tokens``
 are inferred from OpenAI, Anthropic or Mistral frames, so the same stream faults apply.
 """
@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any
 
-from mockproviders._types import EventKind, StreamEvent
 from mockproviders.tokens import count_tokens
+from mockproviders.types import EventKind, StreamEvent
 
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE = re.compile(r"\r\n|\n|\r")

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockproviders._types import AnswerPatch
 from mockproviders.config import MockConfig, ScriptedAnswer
 from mockproviders.structured import ResponseFormat, structured_text, value_for_schema
 from mockproviders.tokens import (
@@ -24,6 +23,7 @@ from mockproviders.tokens import (
     split_tokens,
     stable_hash,
 )
+from mockproviders.types import AnswerPatch
 
 
 @dataclass(slots=True)

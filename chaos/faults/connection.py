@@ -17,7 +17,7 @@ from pydantic import Field
 
 from chaos._duration import Duration
 from chaos.faults._base import Fault, FaultContext, FaultParams, register
-from mockproviders._types import AbortConnection, Handler, MockRequest, MockResponse
+from mockproviders.types import AbortConnection, Handler, MockRequest, MockResponse
 
 
 @register

@@ -17,7 +17,7 @@ from pydantic import Field
 from chaos._duration import Duration
 from chaos.faults._base import Fault, FaultContext, FaultParams, register
 from chaos.faults._bodies import stream_error_event
-from mockproviders._types import AbortConnection, Handler, MockRequest, MockResponse, StreamEvent
+from mockproviders.types import AbortConnection, Handler, MockRequest, MockResponse, StreamEvent
 
 Events = AsyncIterator[StreamEvent]
 _TAIL = frozenset({"finish", "usage", "done"})

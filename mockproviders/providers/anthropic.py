@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from mockproviders._types import Endpoint, MockResponse, Provider, StreamEvent
 from mockproviders.answers import ChatQuery, Choice
 from mockproviders.errors import FieldError, error_response
 from mockproviders.providers._base import (
@@ -33,6 +32,7 @@ from mockproviders.providers._base import (
 )
 from mockproviders.structured import anthropic_output_format
 from mockproviders.tokens import MESSAGE_OVERHEAD, count_tokens, split_tokens, stable_hash, text_parts
+from mockproviders.types import Endpoint, MockResponse, Provider, StreamEvent
 from turnout import safejson
 
 FINISH = {

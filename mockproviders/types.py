@@ -1,5 +1,8 @@
 """The contract between the mock's request-handling core, its two front ends, and fault layers.
 
+This is the mock's public extension point: ``chaos`` (and any other fault layer) builds on the
+names here, :class:`Interceptor`, :class:`MockRequest`, :class:`MockResponse`, :class:`StreamEvent`.
+
 One core (``MockCore``) turns a :class:`MockRequest` into a :class:`MockResponse`. Two front ends
 feed it: the aiohttp server (real sockets) and the in-process httpx2/respx transport (no socket).
 Between the front end and the core sits a chain of :class:`Interceptor` objects; ``chaos`` adds
