@@ -27,12 +27,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from router.deadline import parse_duration_value
 from router.patterns.config import (
     BudgetConfig,
     CacheConfig,
@@ -41,6 +40,7 @@ from router.patterns.config import (
     RuleSetConfig,
 )
 from router.patterns.config import cross_check as _patterns_cross_check
+from turnout.durations import Duration  # seconds; accepts "60s", "200ms", 1.5
 from turnout.problems import describe, yaml_problem
 
 __all__ = [
@@ -66,7 +66,6 @@ class ConfigError(Exception):
     """A configuration that cannot be used; the message names the file, the field and the reason."""
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration_value)]  # seconds; accepts "60s", "200ms", 1.5
 ProviderKind = Literal["openai", "anthropic", "mistral", "openai_compatible"]
 
 

@@ -40,10 +40,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from chaos._duration import Duration
 from chaos.drill.checks import AnyCheck
 from chaos.drill.timeref import TimeRef, TimeRefField, Windows, scale_scenario
 from chaos.scenario import Scenario, ScenarioError, library, load_scenario, parse_scenario
+from turnout.durations import Duration
 from turnout.problems import describe, yaml_problem
 
 PLACEHOLDER_URL = "http://127.0.0.1:9"  # validates a config before the mock's port is known
