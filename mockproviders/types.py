@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from turnout.sse import encode_event
+
 Provider = Literal["openai", "anthropic", "mistral"]
 Endpoint = Literal[
     "chat", "messages", "responses", "count_tokens", "embeddings", "models", "files", "batches", "other"
@@ -61,8 +63,7 @@ class StreamEvent:
     def encode(self) -> bytes:
         if self.raw is not None:
             return self.raw
-        head = f"event: {self.event}\n" if self.event else ""
-        return f"{head}data: {self.data}\n\n".encode()
+        return encode_event(self.data, self.event or None)
 
     @classmethod
     def json_event(

@@ -22,7 +22,6 @@ from typing import Any
 from router import errors as E
 from router.adapters.base import AdapterEvent, CallOptions, Deployment, StreamAccumulator
 from router.classify import classify_exception, classify_response, malformed
-from router.sse import SSEEvent, SSEParser
 from router.transport import MAX_BODY, ConnectError, ConnectTimeout, HttpPool, Response
 from router.types import (
     ChatRequest,
@@ -34,6 +33,7 @@ from router.types import (
     ToolCallDelta,
 )
 from turnout import safejson
+from turnout.sse import SSEEvent, SSEParser
 
 _TRANSPORT = (OSError, asyncio.TimeoutError)  # router.transport's errors are ConnectionErrors
 # What a codec's translation raises on a reply of an unexpected shape (a number where text was

@@ -20,7 +20,6 @@ from typing import Any
 
 from router.adapters.base import Deployment, StreamAccumulator, token_count
 from router.classify import classify_stream_error, malformed
-from router.sse import SSEEvent
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -34,6 +33,7 @@ from router.types import (
     Usage,
 )
 from turnout import safejson
+from turnout.sse import SSEEvent
 
 VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096

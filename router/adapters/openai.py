@@ -11,7 +11,6 @@ from typing import Any
 
 from router.adapters.base import Deployment, StreamAccumulator, token_count
 from router.classify import classify_stream_error, malformed
-from router.sse import SSEEvent
 from router.structured import to_openai
 from router.types import (
     ChatRequest,
@@ -27,6 +26,7 @@ from router.types import (
     Usage,
 )
 from turnout import safejson
+from turnout.sse import SSEEvent
 
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",
