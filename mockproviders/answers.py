@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mockproviders.config import MockConfig, ScriptedAnswer
+from mockproviders.prompt_cache import Prompt
 from mockproviders.structured import ResponseFormat, structured_text, value_for_schema
 from mockproviders.tokens import (
     MESSAGE_OVERHEAD,
@@ -41,8 +42,7 @@ class ChatQuery:
     stream: bool = False
     include_usage: bool = False
     seed: Any = None  # the request's own seed parameter, if any
-    cache_key: int | None = None  # Anthropic prompt caching: hash of the prefix up to the last breakpoint
-    cache_tokens: int = 0  # tokens in that prefix
+    prompt: Prompt | None = None  # Anthropic: the prompt's blocks, which count tokens and cache
     response_format: ResponseFormat | None = None  # structured outputs: the answer is JSON
     # A trailing assistant message the provider continues (Anthropic's prefill, Mistral's
     # `prefix: true`); not in ``messages``, so the answer is the one the conversation gets.
@@ -54,6 +54,8 @@ class ChatQuery:
 
     @property
     def prompt_tokens(self) -> int:
+        if self.prompt is not None:
+            return self.prompt.input_tokens
         n = sum(count_tokens(text) + MESSAGE_OVERHEAD for _, text in self.messages) + REPLY_PRIMING
         return n if self.prefill is None else n + count_tokens(self.prefill) + MESSAGE_OVERHEAD
 

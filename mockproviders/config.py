@@ -17,6 +17,7 @@ Example::
         answer: {refusal: "I can't help with that."}
     default: {text: "Hello from the mock."}
     batch: {validating: 1s, per_item: 10ms, finalizing: 1s}   # see mockproviders.batch.config
+    prompt_caching: {min_tokens: {default: 0}}   # cache short test prompts too (Anthropic: 1024+)
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ DEFAULT_EMBEDDING_DIMENSIONS: dict[str, int] = {
     "text-embedding-ada-002": 1536,
     "mistral-embed": 1024,
 }
+# Embedding models whose vectors have one size only: OpenAI refuses ``dimensions`` for them.
+FIXED_DIMENSIONS = frozenset({"text-embedding-ada-002"})
 
 
 class ConfigError(ValueError):
@@ -139,6 +142,39 @@ class RateLimit(_Strict):
     window: float = Field(default=60.0, gt=0)
 
 
+# Anthropic's minimum cacheable prompt length by model family (its prompt-caching docs); the first
+# prefix that matches a model id wins. Ids not listed: 1024 for Sonnet/Opus, 2048 for Haiku.
+CACHE_MIN_TOKENS: tuple[tuple[str, int], ...] = (
+    ("claude-opus-4-5", 4096),
+    ("claude-opus-4-6", 4096),
+    ("claude-haiku-4-5", 4096),
+    ("claude-sonnet-4-6", 2048),
+    ("claude-3-5-haiku", 2048),
+    ("claude-3-haiku", 2048),
+    ("claude-sonnet-4-5", 1024),
+    ("claude-opus-4-1", 1024),
+    ("claude-opus-4", 1024),
+    ("claude-sonnet-4", 1024),
+    ("claude-3-7-sonnet", 1024),
+)
+
+
+class PromptCaching(_Strict):
+    """Anthropic prompt caching: the minimum cacheable prefix in tokens, per model id or
+    ``default``; models not named get Anthropic's own minimums (``CACHE_MIN_TOKENS``). Tests with
+    small prompts set ``{default: 0}``."""
+
+    min_tokens: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("min_tokens")
+    @classmethod
+    def _not_negative(cls, value: dict[str, int]) -> dict[str, int]:
+        for model, n in value.items():
+            if n < 0:
+                raise ValueError(f"min_tokens of {model!r} must be 0 or more, not {n}")
+        return value
+
+
 class MockConfig(_Strict):
     """Everything the mock can be told; all fields optional."""
 
@@ -152,6 +188,7 @@ class MockConfig(_Strict):
     default: ScriptedAnswer | None = None
     journal_size: int = Field(default=10_000, ge=1)
     batch: BatchConfig = Field(default_factory=BatchConfig)  # batch phase durations, failures
+    prompt_caching: PromptCaching = Field(default_factory=PromptCaching)
 
     @model_validator(mode="after")
     def _latency_keys(self) -> MockConfig:
@@ -166,6 +203,23 @@ class MockConfig(_Strict):
 
     def dimensions(self, model: str) -> int:
         return self.embedding_dimensions.get(model) or DEFAULT_EMBEDDING_DIMENSIONS.get(model, 1024)
+
+    def cache_min_tokens(self, model: str) -> int:
+        """The shortest prefix Anthropic caches for ``model`` (see :class:`PromptCaching`)."""
+        own = self.prompt_caching.min_tokens
+        if model in own:
+            return own[model]
+        if "default" in own:
+            return own["default"]
+        for prefix, n in CACHE_MIN_TOKENS:
+            if model.startswith(prefix):
+                return n
+        return 2048 if "haiku" in model else 1024
+
+    def is_embedding_model(self, model: str) -> bool:
+        """Whether ``model`` answers on the embeddings endpoint: a known embedding model, one
+        given ``embedding_dimensions``, or any id with ``embed`` in it (as real ids have)."""
+        return model in self.embedding_dimensions or model in DEFAULT_EMBEDDING_DIMENSIONS or "embed" in model
 
     def latency_for(self, provider: str, model: str | None) -> Latency | None:
         return (

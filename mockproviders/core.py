@@ -24,7 +24,7 @@ from mockproviders import ratelimit
 from mockproviders.answers import compose
 from mockproviders.batch.service import BatchService
 from mockproviders.clock import SystemClock
-from mockproviders.config import Latency, MockConfig
+from mockproviders.config import FIXED_DIMENSIONS, Latency, MockConfig
 from mockproviders.errors import (
     FieldError,
     error_response,
@@ -33,8 +33,10 @@ from mockproviders.errors import (
     request_id_headers,
 )
 from mockproviders.journal import Journal, JournalEntry
+from mockproviders.prompt_cache import Prompt, PromptCache
 from mockproviders.providers import PROVIDERS
 from mockproviders.providers._base import ProviderAPI, Render, Usage
+from mockproviders.providers.anthropic import AnthropicAPI
 from mockproviders.providers.openai import encode_base64
 from mockproviders.responses import ResponsesService
 from mockproviders.tokens import count_tokens, embedding_vector, stable_hash
@@ -49,7 +51,6 @@ from mockproviders.types import (
 )
 from turnout import safejson
 
-CACHE_TTL = 300.0  # Anthropic's ephemeral prompt cache lifetime, seconds
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 _PLACEHOLDER_RID = "req_mock"
@@ -85,7 +86,7 @@ class MockCore:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.journal = Journal(self.config.journal_size)
         self._apply_config(self.config)
-        self._prompt_cache: dict[int, float] = {}
+        self.prompt_cache = PromptCache()  # Anthropic's cached prompt prefixes
         self._index = 0
         self._interceptors: tuple[Interceptor, ...] = tuple(interceptors)
         self._chain: Handler = self._build_chain()
@@ -137,7 +138,7 @@ class MockCore:
         self.journal.clear()
         self._index = 0
         self.limiter.reset()
-        self._prompt_cache.clear()
+        self.prompt_cache.clear()
         self.batches.reset()
         self.responses.reset()
 
@@ -229,6 +230,8 @@ class MockCore:
         bad_header = api.header_error(req.headers, rid)
         if bad_header is not None:
             return bad_header
+        if req.endpoint == "count_tokens":  # Anthropic limits it apart from messages: not admitted here
+            return self._count_tokens(req)
         now = self.clock.now()
         window, admitted = self.limiter.admit(req.provider, key, now)
         limits = ratelimit.headers(req.provider, window, now)
@@ -260,6 +263,19 @@ class MockCore:
         response.headers.update(limits)
         return response
 
+    def _count_tokens(self, req: MockRequest) -> MockResponse:
+        api = PROVIDERS["anthropic"]
+        assert isinstance(api, AnthropicAPI)  # the only provider with the endpoint
+        try:
+            if req.json is None:
+                raise FieldError((), "the request body is not valid JSON", "json", None)
+            model, tokens = api.count_tokens(req.json)
+        except FieldError as err:
+            return field_error_response(req.provider, err, req.request_id, {})
+        if model not in self._models[req.provider]:
+            return api.unknown_model(model, req.request_id)
+        return MockResponse.json_body(200, {"input_tokens": tokens})
+
     def _models_response(self, api: ProviderAPI, req: MockRequest) -> MockResponse:
         created = 1_700_000_000
         if req.path.rstrip("/") == "/v1/models":
@@ -273,6 +289,10 @@ class MockCore:
         q = api.parse_embeddings(req.json)
         if q.model not in self._models[req.provider]:
             return api.unknown_model(q.model, req.request_id)
+        if not self.config.is_embedding_model(q.model):
+            return api.not_embedding_model(q.model, req.request_id)
+        if q.dimensions is not None and q.model in FIXED_DIMENSIONS:
+            return api.fixed_dimensions(q.model, req.request_id)
         dims = q.dimensions or self.config.dimensions(q.model)
         vectors: list[list[float] | str] = []
         for text in q.inputs:
@@ -289,8 +309,8 @@ class MockCore:
             return api.unknown_model(q.model, req.request_id)
         choices = compose(self.config, self.seed, req.provider, q, req.patch)
         usage = Usage(q.prompt_tokens, sum(c.completion_tokens for c in choices))
-        if q.cache_key is not None:
-            self._apply_cache(q.cache_key, min(q.cache_tokens, usage.prompt_tokens), usage)
+        if q.prompt is not None:
+            self._apply_cache(q.prompt, usage)
         window.tokens += usage.total_tokens
         render = self._render(req, q.model)
         if q.stream:
@@ -345,21 +365,16 @@ class MockCore:
             return error.status, json.loads(error.body or b"null")
         choices = compose(self.config, self.seed, provider, q, None)
         usage = Usage(q.prompt_tokens, sum(c.completion_tokens for c in choices))
-        if q.cache_key is not None:
-            self._apply_cache(q.cache_key, min(q.cache_tokens, usage.prompt_tokens), usage)
+        if q.prompt is not None:
+            self._apply_cache(q.prompt, usage)
         render = Render(request_id.replace("-", "")[-16:], int(created), q.model)
         return 200, api.render_chat(render, q, choices, usage)
 
-    def _apply_cache(self, key: int, tokens: int, usage: Usage) -> None:
-        now = self.clock.now()
-        expiry = self._prompt_cache.get(key)
-        if expiry is not None and expiry > now:
-            usage.cache_read_tokens = tokens
-        else:
-            usage.cache_creation_tokens = tokens
-            if len(self._prompt_cache) > 4096:  # bound memory: drop expired entries
-                self._prompt_cache = {k: v for k, v in self._prompt_cache.items() if v > now}
-        self._prompt_cache[key] = now + CACHE_TTL
+    def _apply_cache(self, prompt: Prompt, usage: Usage) -> None:
+        use = self.prompt_cache.use(prompt, self.config.cache_min_tokens(prompt.model), self.clock.now())
+        usage.cache_read_tokens = use.read
+        usage.cache_creation_tokens = use.written
+        usage.cache_creation_1h_tokens = use.written_1h
 
     def _render(self, req: MockRequest, model: str) -> Render:
         # Derived from the request id rather than hashed again: the hot path hashes once per id.

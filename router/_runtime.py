@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from router.adapters import Adapter, CallOptions, Deployment, make_adapter, make_deployment
+from router.adapters import Adapter, CallOptions, Deployment, make_adapter, make_deployment, provider_for
 from router.breaker import CircuitBreaker
 from router.clock import Clock
 from router.config import RouteConfig, RouterConfig, TimeoutsConfig
 from router.cost import PriceTable, Rates
 from router.deadline import Deadline
 from router.errors import ErrorKind
-from router.headers import parse_ratelimit_headers, quota_exhausted
+from router.headers import RateLimitDialect
 from router.ratelimit import RateLimiter
 from router.retry import AttemptState, RetryPolicy, Stop
 
@@ -128,9 +128,13 @@ class RoutePlan:
         )
 
 
-def _limiter_hook(kind: str, limiter: RateLimiter, clock: Clock) -> Callable[[Mapping[str, str]], None]:
+def _limiter_hook(
+    dialect: RateLimitDialect, limiter: RateLimiter, clock: Clock
+) -> Callable[[Mapping[str, str]], None]:
+    parse, exhausted = dialect.parse, dialect.exhausted
+
     def observe(headers: Mapping[str, str]) -> None:
-        snap = parse_ratelimit_headers(kind, headers, clock.wall())
+        snap = parse(headers, clock.wall())
         if snap is not None:
             limiter.observe(snap)
 
@@ -140,7 +144,7 @@ def _limiter_hook(kind: str, limiter: RateLimiter, clock: Clock) -> Callable[[Ma
     # Without limits of its own, a limiter acts on headers only when a remaining count reads 0
     # (it holds requests until the reset); the full parse, on every response, waits for that.
     def observe_exhausted(headers: Mapping[str, str]) -> None:
-        if quota_exhausted(kind, headers):
+        if exhausted(headers):
             observe(headers)
 
     return observe_exhausted
@@ -215,14 +219,15 @@ def build_runtime(
         if dcfg.prices is not None:
             p = dcfg.prices
             override = Rates.per_million(p.input, p.output, p.cached, p.cache_write)
-        prices.register(dname, pcfg.kind, dcfg.model, override)
+        spec = provider_for(pcfg.kind)
+        prices.register(dname, spec.price_id, dcfg.model, override)
         rt = deployments[dname] = DeploymentRuntime(
             deployment=dep,
             adapter=by_provider[dcfg.provider],
             breaker=breaker,
             limiter=limiter,
             timeouts=pcfg.timeouts.over(base_timeouts),
-            on_headers=_limiter_hook(pcfg.kind, limiter, clock),
+            on_headers=_limiter_hook(spec.ratelimits, limiter, clock),
             stream_breaker=stream_breaker,
             hold_after_429s=b.hold_after_429s,
         )

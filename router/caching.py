@@ -5,7 +5,8 @@ Per route (``cache:`` on a route in YAML, or :class:`CacheSteps` in Python)::
     routes:
       chat: {chain: [claude, gpt], cache: {sticky: true, markers: auto, min_prefix_tokens: 1024}}
 
-- ``markers: auto``: for providers that cache only what is marked (Anthropic), the system prompt
+- ``markers: auto``: for providers that cache only what is marked (Anthropic: a provider's
+  :attr:`~router.adapters.Provider.marks_cache`), the system prompt
   and the conversation before the newest message get a ``cache_control`` marker when they are at
   least ``min_prefix_tokens`` long. Providers that cache on their own (OpenAI) are left alone.
 - ``sticky: true``: a conversation (metadata ``conversation``, the field is configurable) is kept
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from router.adapters import PROVIDERS
 from router.patterns.config import CacheConfig
 from router.patterns.planner import Finish as FinishFn
 from router.patterns.planner import PlanContext
@@ -34,8 +36,6 @@ if TYPE_CHECKING:
     from router.router import Router
 
 __all__ = ["CacheConfig", "CacheSteps", "Holder", "mark_prefixes"]
-
-MARKED_KINDS = frozenset({"anthropic"})  # providers that cache only what the request marks
 
 
 def _tokens(text: str) -> int:
@@ -150,7 +150,7 @@ class CacheSteps:
     @staticmethod
     def _markers(router: Router, min_tokens: int) -> PrepareFn:
         def prepare(deployment: str, request: ChatRequest, decisions: list[str]) -> ChatRequest:
-            if router.deployment(deployment).deployment.kind not in MARKED_KINDS:
+            if not PROVIDERS[router.deployment(deployment).deployment.kind].marks_cache:
                 return request
             marked, marks, prefix = mark_prefixes(request, min_tokens)
             if marks:

@@ -25,10 +25,11 @@ touches pydantic.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from router.adapters import PROVIDERS
 from router.patterns.config import (
     BudgetConfig,
     CacheConfig,
@@ -64,7 +65,10 @@ class ConfigError(Exception):
     """A configuration that cannot be used; the message names the file, the field and the reason."""
 
 
-ProviderKind = Literal["openai", "anthropic", "mistral", "openai_compatible"]
+if TYPE_CHECKING:
+    ProviderKind = str
+else:  # the registry's kinds, so a bad one is told the choices ("'bard' is not one of 'openai', ...")
+    ProviderKind = Literal[tuple(PROVIDERS)]
 
 
 class _Model(BaseModel):
@@ -162,8 +166,9 @@ class DeploymentConfig(_Model):
     dimensions: int | None = Field(default=None, gt=0)  # an embedding model's vector size
     tools: bool = True  # takes tool definitions (function calling)
     # Can it continue a cut stream from an assistant prefill (router/_continuation.py)? Unset:
-    # by the provider's kind (anthropic, mistral: yes; openai, openai_compatible: no). True on an
-    # openai_compatible server that accepts vLLM's `continue_final_message`; never on openai.
+    # by the provider's kind (Provider.continues: anthropic, mistral yes; openai, openai_compatible
+    # no). True on an openai_compatible server that accepts vLLM's `continue_final_message`; never
+    # on a kind that cannot (Provider.may_continue: openai).
     continuation: bool | None = None
 
     @property
@@ -266,12 +271,13 @@ def _cross_check(cfg: RouterConfig) -> list[tuple[str, str]]:
             problems.append(
                 (f"models.{name}.provider", f"unknown provider {dep.provider!r} (defined: {known})")
             )
-        elif dep.continuation and cfg.providers[dep.provider].kind == "openai":
+        elif dep.continuation and not PROVIDERS[pkind := cfg.providers[dep.provider].kind].may_continue:
+            can = ", ".join(k for k, p in PROVIDERS.items() if p.may_continue)
             problems.append(
                 (
                     f"models.{name}.continuation",
-                    "OpenAI's API does not continue a trailing assistant message (it answers afresh); "
-                    "continuation: true is for openai_compatible servers that accept continue_final_message",
+                    f"{pkind}'s API does not continue a trailing assistant message (it answers afresh); "
+                    f"continuation: true is for kinds that can ({can})",
                 )
             )
     known_models = ", ".join(sorted(cfg.models)) or "none"
@@ -301,8 +307,12 @@ def _capability_check(cfg: RouterConfig) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for name, dep in cfg.models.items():
         provider = cfg.providers.get(dep.provider)
-        if dep.serves == "embeddings" and provider is not None and provider.kind == "anthropic":
-            problems.append((f"models.{name}.task", "anthropic has no embeddings API"))
+        if (
+            dep.serves == "embeddings"
+            and provider is not None
+            and PROVIDERS[provider.kind].codec.embeddings_path is None
+        ):
+            problems.append((f"models.{name}.task", f"{provider.kind} has no embeddings API"))
     for rname, route in cfg.routes.items():
         deps = [(m, cfg.models[m]) for m in route.chain if m in cfg.models]
         tasks = {d.serves for _, d in deps}

@@ -4,7 +4,9 @@
 deployment's prices are read once, as per-token rates found by probing ``calc_price`` with small
 usages; when the probes show the price is not linear (tiered prices, e.g. above 200k input
 tokens), the exact ``calc_price`` is called instead, through a bounded cache. Unknown models (and
-OpenAI-compatible servers, whose model names say nothing about a price) cost ``None``.
+OpenAI-compatible servers, whose model names say nothing about a price) cost ``None``. Which
+genai-prices provider a deployment's model is looked up under is its provider kind's fact
+(:attr:`router.adapters.Provider.price_id`).
 
 Token convention: ``Usage.input_tokens`` counts every prompt token, cached ones included (the
 adapters normalize Anthropic's usage to that), as genai-prices expects.
@@ -18,9 +20,8 @@ from dataclasses import dataclass
 
 from router.types import Usage
 
-__all__ = ["PROVIDER_IDS", "PriceTable", "Rates"]
+__all__ = ["PriceTable", "Rates"]
 
-PROVIDER_IDS: dict[str, str] = {"openai": "openai", "anthropic": "anthropic", "mistral": "mistral"}
 _PROBE = 1000
 _M = 1_000_000
 
@@ -99,9 +100,12 @@ class PriceTable:
     def __init__(self) -> None:
         self._rates: dict[str, tuple[str, str, Rates | None]] = {}
 
-    def register(self, deployment: str, kind: str, model: str, override: Rates | None = None) -> None:
-        """Price ``deployment`` from ``override``, else from genai-prices (looked up now, once)."""
-        provider_id = PROVIDER_IDS.get(kind, "")
+    def register(
+        self, deployment: str, provider_id: str | None, model: str, override: Rates | None = None
+    ) -> None:
+        """Price ``deployment`` from ``override``, else from genai-prices under ``provider_id``
+        (looked up now, once); no ``provider_id`` and no override: no price."""
+        provider_id = provider_id or ""
         if override is not None:
             rates: Rates | None = override
         elif provider_id:

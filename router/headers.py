@@ -4,13 +4,16 @@ Called on every response, so each function does a handful of dictionary lookups 
 when the headers are absent. Lookups are case-insensitive for any ``Mapping``: aiohttp's
 ``CIMultiDictProxy`` and httpx's ``Headers`` already are; a plain ``dict`` is lower-cased once.
 Malformed values never raise: they read as ``None`` (absent).
+
+Which headers a provider sends is a fact about that provider: each module of
+:mod:`router.adapters` declares its :class:`RateLimitDialect`; this module holds what they share.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -20,12 +23,13 @@ from turnout.durations import read_duration as parse_duration
 
 __all__ = [
     "MAX_RETRY_AFTER",
+    "RateLimitDialect",
     "RateLimitSnapshot",
     "parse_duration",
-    "parse_ratelimit_headers",
     "parse_retry_after",
     "parse_should_retry",
-    "quota_exhausted",
+    "rfc3339_in",
+    "snapshot",
 ]
 
 # Types known to look names up case-insensitively; anything else is lower-cased once per call.
@@ -123,7 +127,8 @@ class RateLimitSnapshot:
 MAX_RETRY_AFTER = 86400.0
 
 
-def _rfc3339_in(value: str | None, now_epoch: float) -> float | None:
+def rfc3339_in(value: str | None, now_epoch: float) -> float | None:
+    """Seconds from ``now_epoch`` until an RFC 3339 time (``None`` when absent or malformed)."""
     if value is None:
         return None
     try:
@@ -138,7 +143,7 @@ def _rfc3339_in(value: str | None, now_epoch: float) -> float | None:
         return None
 
 
-def _snapshot(
+def snapshot(
     rr: str | None,
     rt: str | None,
     lr: str | None,
@@ -146,6 +151,7 @@ def _snapshot(
     reset_r: float | None,
     reset_t: float | None,
 ) -> RateLimitSnapshot | None:
+    """A snapshot from raw remaining/limit values and parsed resets; ``None`` when all are absent."""
     r_req, r_tok, l_req, l_tok = _int(rr), _int(rt), _int(lr), _int(lt)
     if (
         r_req is None
@@ -159,81 +165,36 @@ def _snapshot(
     return RateLimitSnapshot(r_req, r_tok, l_req, l_tok, reset_r, reset_t)
 
 
-def parse_ratelimit_headers(
-    provider_kind: str, headers: Mapping[str, str], now_epoch: float | None = None
-) -> RateLimitSnapshot | None:
-    """The provider's rate-limit headers as a :class:`RateLimitSnapshot`; ``None`` when it sent none.
+# A dialect's parser: case-insensitive headers and the wall clock (epoch seconds, ``None``: now).
+DialectParser = Callable[[Mapping[str, str], float | None], RateLimitSnapshot | None]
 
-    ``anthropic``: ``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`` (reset as an
-    RFC 3339 time, measured from ``now_epoch``; ``input-tokens-*`` when ``tokens-*`` is missing).
-    ``mistral``: OpenAI's names, else ``x-ratelimit-{limit,remaining}-req-minute``,
-    ``x-ratelimitbysize-{limit,remaining}-minute`` and ``x-ratelimit-reset`` (seconds).
-    Anything else (``openai`` and OpenAI-compatible):
-    ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` with resets as durations (``6m0s``).
+
+@dataclass(frozen=True, slots=True)
+class RateLimitDialect:
+    """How one provider kind reports its rate limits in response headers.
+
+    Each provider module in :mod:`router.adapters` declares its own (``openai.RATE_LIMITS``,
+    ``anthropic.RATE_LIMITS``, ...): a parser, and the names of every header it may read as a
+    "remaining" count, so :meth:`exhausted` can answer with a few lookups and no parsing.
     """
-    h = _ci(headers)
-    if provider_kind == "anthropic":
-        now = time.time() if now_epoch is None else now_epoch
-        p = "anthropic-ratelimit-"
-        tok = "tokens-" if (p + "tokens-remaining") in h or (p + "tokens-limit") in h else "input-tokens-"
-        return _snapshot(
-            h.get(p + "requests-remaining"),
-            h.get(p + tok + "remaining"),
-            h.get(p + "requests-limit"),
-            h.get(p + tok + "limit"),
-            _rfc3339_in(h.get(p + "requests-reset"), now),
-            _rfc3339_in(h.get(p + tok + "reset"), now),
-        )
-    snap = _snapshot(
-        h.get("x-ratelimit-remaining-requests"),
-        h.get("x-ratelimit-remaining-tokens"),
-        h.get("x-ratelimit-limit-requests"),
-        h.get("x-ratelimit-limit-tokens"),
-        parse_duration(h.get("x-ratelimit-reset-requests")),
-        parse_duration(h.get("x-ratelimit-reset-tokens")),
-    )
-    if snap is not None or provider_kind != "mistral":
-        return snap
-    reset = parse_duration(h.get("x-ratelimit-reset"))
-    return _snapshot(
-        h.get("x-ratelimit-remaining-req-minute"),
-        h.get("x-ratelimitbysize-remaining-minute") or h.get("x-ratelimit-remaining-tokens-minute"),
-        h.get("x-ratelimit-limit-req-minute"),
-        h.get("x-ratelimitbysize-limit-minute") or h.get("x-ratelimit-limit-tokens-minute"),
-        reset,
-        reset,
-    )
 
+    parser: DialectParser
+    remaining: tuple[str, ...]
 
-# The "remaining" headers of each provider kind: the only ones a deployment without configured
-# limits acts on (when one reads 0, the limiter holds requests until its reset).
-_REMAINING_OPENAI = ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens")
-_REMAINING: dict[str, tuple[str, ...]] = {
-    "anthropic": (
-        "anthropic-ratelimit-requests-remaining",
-        "anthropic-ratelimit-tokens-remaining",
-        "anthropic-ratelimit-input-tokens-remaining",
-    ),
-    "mistral": (
-        *_REMAINING_OPENAI,
-        "x-ratelimit-remaining-req-minute",
-        "x-ratelimitbysize-remaining-minute",
-        "x-ratelimit-remaining-tokens-minute",
-    ),
-}
+    def parse(self, headers: Mapping[str, str], now_epoch: float | None = None) -> RateLimitSnapshot | None:
+        """The provider's rate-limit headers as a :class:`RateLimitSnapshot`; ``None`` when it sent none."""
+        return self.parser(_ci(headers), now_epoch)
 
+    def exhausted(self, headers: Mapping[str, str]) -> bool:
+        """Whether any of the dialect's "remaining" headers reads 0 (or less).
 
-def quota_exhausted(provider_kind: str, headers: Mapping[str, str]) -> bool:
-    """Whether any of the provider's "remaining" rate-limit headers reads 0 (or less).
-
-    A few lookups and no parsing: the cheap test that tells whether
-    :func:`parse_ratelimit_headers` can matter to a deployment without limits of its own.
-    It reads every header that function may read as "remaining", so it never says False when
-    the parsed snapshot would have a remaining count of 0.
-    """
-    h = _ci(headers)
-    for name in _REMAINING.get(provider_kind, _REMAINING_OPENAI):
-        value = h.get(name)
-        if value is not None and _int(value) == 0:
-            return True
-    return False
+        The cheap test that tells whether :meth:`parse` can matter to a deployment without limits
+        of its own. It reads every header the parser may read as "remaining", so it never says
+        False when the parsed snapshot would have a remaining count of 0.
+        """
+        h = _ci(headers)
+        for name in self.remaining:
+            value = h.get(name)
+            if value is not None and _int(value) == 0:
+                return True
+        return False

@@ -26,6 +26,7 @@ class Usage:
     completion_tokens: int
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
+    cache_creation_1h_tokens: int = 0  # of cache_creation_tokens, those written for an hour
 
     @property
     def total_tokens(self) -> int:
@@ -94,6 +95,14 @@ class ProviderAPI(Protocol):
 
     def unknown_model(self, model: str, rid: str) -> MockResponse:
         """The error for a model id the mock does not know."""
+        ...
+
+    def not_embedding_model(self, model: str, rid: str) -> MockResponse:
+        """The error for a chat model asked for embeddings."""
+        ...
+
+    def fixed_dimensions(self, model: str, rid: str) -> MockResponse:
+        """The error for ``dimensions`` sent to a model whose vectors have one size only."""
         ...
 
 

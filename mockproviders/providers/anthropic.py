@@ -1,14 +1,12 @@
 """Anthropic's wire format: messages (streaming with the full event sequence), models.
 
-Prompt caching: the prefix up to the last block marked ``cache_control`` (tools, then system,
-then messages) is hashed; the core reports it as ``cache_creation_input_tokens`` the first time
-and ``cache_read_input_tokens`` while it stays cached (5 minutes). Unlike the real API there is
-no minimum prefix length, so small test prompts cache too.
+Token counts (``usage`` and ``POST /v1/messages/count_tokens`` alike) and prompt caching (up to
+four ``cache_control`` breakpoints, the longest cached prefix at any of them read, a minimum
+cacheable length per model) follow :mod:`mockproviders.prompt_cache`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -16,6 +14,7 @@ from typing import Any, ClassVar
 
 from mockproviders.answers import ChatQuery, Choice
 from mockproviders.errors import FieldError, error_response
+from mockproviders.prompt_cache import build_prompt
 from mockproviders.providers._base import (
     EmbeddingQuery,
     Render,
@@ -31,7 +30,7 @@ from mockproviders.providers._base import (
     tool_schema_list,
 )
 from mockproviders.structured import anthropic_output_format
-from mockproviders.tokens import MESSAGE_OVERHEAD, count_tokens, split_tokens, stable_hash, text_parts
+from mockproviders.tokens import split_tokens, text_parts
 from mockproviders.types import Endpoint, MockResponse, Provider, StreamEvent
 from turnout import safejson
 
@@ -67,6 +66,8 @@ class AnthropicAPI:
     def endpoint(self, method: str, path: str) -> Endpoint:
         if path == "/v1/messages" and method == "POST":
             return "messages"
+        if path == "/v1/messages/count_tokens" and method == "POST":
+            return "count_tokens"
         if path.startswith("/v1/messages/batches"):  # mockproviders.batch
             return "batches"
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
@@ -103,22 +104,35 @@ class AnthropicAPI:
     def unknown_model(self, model: str, rid: str) -> MockResponse:
         return error_response("anthropic", 404, "not_found_error", f"model: {model}", request_id=rid)
 
+    def not_embedding_model(self, model: str, rid: str) -> MockResponse:
+        return self.unknown_model(model, rid)  # never reached: Anthropic has no embeddings endpoint
+
+    def fixed_dimensions(self, model: str, rid: str) -> MockResponse:
+        return self.unknown_model(model, rid)  # never reached, as above
+
     def parse_chat(self, body: Any) -> ChatQuery:
+        return self._parse(body, counting=False)
+
+    def count_tokens(self, body: Any) -> tuple[str, int]:
+        """``POST /v1/messages/count_tokens``: (model, input tokens) for a Messages body without
+        ``max_tokens``; the same count as the usage of that message (cache reads included)."""
+        q = self._parse(body, counting=True)
+        return q.model, q.prompt_tokens
+
+    def _parse(self, body: Any, *, counting: bool) -> ChatQuery:
         body = body_object(body)
         model = expect(need(body, "model"), str, ("model",))
-        max_tokens = expect(need(body, "max_tokens"), int, ("max_tokens",))
-        if max_tokens < 1:
-            raise FieldError(
-                ("max_tokens",), "Input should be greater than or equal to 1", "value", max_tokens
-            )
+        max_tokens = None
+        if not counting:
+            max_tokens = expect(need(body, "max_tokens"), int, ("max_tokens",))
+            if max_tokens < 1:
+                raise FieldError(
+                    ("max_tokens",), "Input should be greater than or equal to 1", "value", max_tokens
+                )
         messages = expect(need(body, "messages"), list, ("messages",))
-        segments: list[tuple[int, bool, str]] = []  # (tokens, cache breakpoint?, text) in caching order
         tools: list[tuple[str, Any]] = []
         if body.get("tools") is not None:
             tools = tool_schema_list(body["tools"], ("tools",), wrapped=False)
-            for tool, (name, schema) in zip(body["tools"], tools, strict=True):
-                text = name + json.dumps(schema, sort_keys=True)
-                segments.append((count_tokens(text), "cache_control" in tool, text))
         out: list[tuple[str, str]] = []
         system = body.get("system")
         if system is not None:
@@ -126,10 +140,7 @@ class AnthropicAPI:
             if isinstance(system, list):
                 for i, block in enumerate(system):
                     expect(block, dict, ("system", i))
-                    text = expect(need(block, "text", ("system", i)), str, ("system", i, "text"))
-                    segments.append((count_tokens(text), "cache_control" in block, text))
-            else:
-                segments.append((count_tokens(system), False, system))
+                    expect(need(block, "text", ("system", i)), str, ("system", i, "text"))
             out.append(("system", "".join(text_parts(system))))
         last_is_tool_result = False
         for i, msg in enumerate(messages):
@@ -146,12 +157,8 @@ class AnthropicAPI:
                 ("messages", i, "content"),
                 what="a string or an array of content blocks",
             )
-            blocks = [content] if isinstance(content, str) else content
             last_is_tool_result = False
-            for j, block in enumerate(blocks):
-                if isinstance(block, str):
-                    segments.append((count_tokens(block), False, block))
-                    continue
+            for j, block in enumerate([] if isinstance(content, str) else content):
                 expect(block, dict, ("messages", i, "content", j))
                 kind = expect(
                     need(block, "type", ("messages", i, "content", j)),
@@ -159,10 +166,6 @@ class AnthropicAPI:
                     ("messages", i, "content", j, "type"),
                 )
                 last_is_tool_result = last_is_tool_result or kind == "tool_result"
-                text = "".join(text_parts([block]))
-                segments.append(
-                    (count_tokens(text) + MESSAGE_OVERHEAD * (j == 0), "cache_control" in block, text)
-                )
             out.append((role, "".join(text_parts(content))))
         prefill = None
         if len(out) > 1 and out[-1][0] == "assistant":  # a prefill: the answer continues it
@@ -179,12 +182,6 @@ class AnthropicAPI:
         choice = self._tool_choice(body.get("tool_choice"), [n for n, _ in tools])
         opt_number(body, "temperature", low=0, high=1)
         opt_int(body, "top_k", low=0)
-        cache_key, cache_tokens = None, 0
-        marks = [i for i, (_, mark, _) in enumerate(segments) if mark]
-        if marks:
-            upto = segments[: marks[-1] + 1]
-            cache_key = stable_hash(model, [t for _, _, t in upto])
-            cache_tokens = sum(n for n, _, _ in upto)
         return ChatQuery(
             model=model,
             messages=out,
@@ -194,8 +191,7 @@ class AnthropicAPI:
             tools=tools,
             tool_choice=choice,
             stream=bool(opt(body, "stream", bool)),
-            cache_key=cache_key,
-            cache_tokens=cache_tokens,
+            prompt=build_prompt(model, body),
             response_format=anthropic_output_format(body.get("output_config")),
             prefill=prefill,
         )
@@ -222,6 +218,10 @@ class AnthropicAPI:
             "output_tokens": usage.completion_tokens,
             "cache_creation_input_tokens": usage.cache_creation_tokens,
             "cache_read_input_tokens": usage.cache_read_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": usage.cache_creation_tokens - usage.cache_creation_1h_tokens,
+                "ephemeral_1h_input_tokens": usage.cache_creation_1h_tokens,
+            },
             "service_tier": "standard",
         }
 

@@ -71,6 +71,14 @@ class MistralAPI:
             "mistral", 404, "invalid_model", f"Invalid model: {model}", code="1500", request_id=rid
         )
 
+    def not_embedding_model(self, model: str, rid: str) -> MockResponse:
+        # Mistral serves each model on its own endpoints: a chat model is no model for embeddings.
+        return self.unknown_model(model, rid)
+
+    def fixed_dimensions(self, model: str, rid: str) -> MockResponse:
+        msg = f"{model} does not support output_dimension"  # only OpenAI ids are fixed-size
+        return error_response("mistral", 400, "invalid_request_error", msg, request_id=rid)
+
     def parse_chat(self, body: Any) -> ChatQuery:
         body = body_object(body)
         model = expect(need(body, "model"), str, ("model",))

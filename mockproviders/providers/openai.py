@@ -152,6 +152,15 @@ class OpenAIAPI:
             "openai", 404, "invalid_request_error", msg, code="model_not_found", request_id=rid
         )
 
+    def not_embedding_model(self, model: str, rid: str) -> MockResponse:
+        # What api.openai.com answers for a chat model on /v1/embeddings (403, code null).
+        msg = "You are not allowed to generate embeddings from this model"
+        return error_response("openai", 403, "invalid_request_error", msg, code=None, request_id=rid)
+
+    def fixed_dimensions(self, model: str, rid: str) -> MockResponse:
+        msg = "This model does not support specifying dimensions."
+        return error_response("openai", 400, "invalid_request_error", msg, code=None, request_id=rid)
+
     def parse_chat(self, body: Any) -> ChatQuery:
         body = body_object(body)
         model = expect(need(body, "model"), str, ("model",))

@@ -1,84 +1,62 @@
 """Provider adapters: one pure module per wire format, one shared HTTP adapter, one registry.
 
-An OpenAI-compatible server (vLLM, Ollama, llama.cpp, a proxy) is a row of data here, not new
-code: it reuses OpenAI's codec under its own kind.
+Each provider module ends with its :class:`Provider`: its codec and its facts (rate-limit header
+dialect, genai-prices id, cache markers, batch API, continuation, the max-tokens field). An
+OpenAI-compatible server (vLLM, Ollama, llama.cpp, a proxy) reuses OpenAI's codec under its own
+kind; a hosted one with its own facts (``groq``) is one small module and one row of the registry.
 """
 
 from __future__ import annotations
 
-from router.adapters import anthropic, mistral, openai
+from router.adapters import anthropic, groq, mistral, openai
 from router.adapters._http import Codec, HttpAdapter
 from router.adapters.base import Adapter, AdapterEvent, CallOptions, Deployment, StreamAccumulator
+from router.adapters.provider import Provider
 from router.transport import MAX_BODY
 
 __all__ = [
     "CODECS",
-    "CONTINUES",
+    "PROVIDERS",
     "Adapter",
     "AdapterEvent",
     "CallOptions",
     "Codec",
     "Deployment",
     "HttpAdapter",
+    "Provider",
     "StreamAccumulator",
     "make_adapter",
     "make_deployment",
+    "provider_for",
 ]
 
-
-def _openai_like(kind: str) -> Codec:
-    return Codec(
-        kind=kind,
-        chat_path=openai.chat_path,
-        auth_headers=openai.auth_headers,
-        to_wire=openai.to_wire,
-        from_wire=openai.from_wire,
-        parse_event=openai.parse_event,
-        terminator="[DONE]",
-        complete_on_finish=True,
-        embeddings_path=openai.embeddings_path,
-        embed_to_wire=openai.embed_to_wire,
-        embed_from_wire=openai.embed_from_wire,
+# The registry: one row per provider kind. A new provider is a module ending in its Provider,
+# and one row here; nothing else in the router names a provider.
+PROVIDERS: dict[str, Provider] = {
+    p.kind: p
+    for p in (
+        openai.PROVIDER,
+        anthropic.PROVIDER,
+        mistral.PROVIDER,
+        openai.COMPATIBLE,
+        groq.PROVIDER,
     )
-
-
-CODECS: dict[str, Codec] = {
-    "openai": _openai_like("openai"),
-    "openai_compatible": _openai_like("openai_compatible"),
-    "anthropic": Codec(
-        kind="anthropic",
-        chat_path=anthropic.chat_path,
-        auth_headers=anthropic.auth_headers,
-        to_wire=anthropic.to_wire,
-        from_wire=anthropic.from_wire,
-        parse_event=anthropic.parse_event,
-        terminator="message_stop",
-    ),
-    "mistral": Codec(
-        kind="mistral",
-        chat_path=mistral.chat_path,
-        auth_headers=mistral.auth_headers,
-        to_wire=mistral.to_wire,
-        from_wire=mistral.from_wire,
-        parse_event=mistral.parse_event,
-        terminator="[DONE]",
-        complete_on_finish=True,
-        embeddings_path=mistral.embeddings_path,
-        embed_to_wire=mistral.embed_to_wire,
-        embed_from_wire=mistral.embed_from_wire,
-    ),
 }
 
+CODECS: dict[str, Codec] = {kind: p.codec for kind, p in PROVIDERS.items()}
 
-# Kinds that continue a trailing assistant message by default (WIRE.md "Continuing a cut
-# answer"). OpenAI's own API answers afresh, so it never continues; an openai_compatible server
-# does only when its deployment says so (vLLM's continue_final_message).
-CONTINUES: dict[str, bool] = {"anthropic": True, "mistral": True, "openai": False, "openai_compatible": False}
+
+def provider_for(kind: str) -> Provider:
+    """The :class:`Provider` of ``kind``; ``ValueError`` naming the known kinds for any other."""
+    try:
+        return PROVIDERS[kind]
+    except KeyError:
+        raise ValueError(f"unknown provider kind {kind!r} (known: {', '.join(PROVIDERS)})") from None
 
 
 def make_adapter(kind: str, *, connections: int = 256, max_reply_bytes: int = MAX_BODY) -> HttpAdapter:
-    """The HTTP adapter for a provider ``kind`` (a key of :data:`CODECS`)."""
-    return HttpAdapter(CODECS[kind], connections=connections, max_reply_bytes=max_reply_bytes)
+    """The HTTP adapter for a provider ``kind`` (a key of :data:`PROVIDERS`)."""
+    return HttpAdapter(provider_for(kind).codec, connections=connections, max_reply_bytes=max_reply_bytes)
 
 
 def make_deployment(
@@ -95,8 +73,9 @@ def make_deployment(
     continuation: bool | None = None,
 ) -> Deployment:
     """A :class:`Deployment` with its URLs and headers computed once; ``continuation`` unset:
-    the kind's own capability (:data:`CONTINUES`)."""
-    codec = CODECS[kind]
+    the kind's own default (:attr:`Provider.continues`); set, only where the kind may continue."""
+    spec = provider_for(kind)
+    codec = spec.codec
     base = base_url.rstrip("/")
     probe = Deployment(name=name, provider=provider, kind=kind, model=model, base_url=base)
     all_headers = {"content-type": "application/json", **codec.auth_headers(api_key)}
@@ -112,5 +91,5 @@ def make_deployment(
         headers=all_headers,
         max_tokens=max_tokens,
         context_window=context_window,
-        continuation=CONTINUES[kind] if continuation is None else continuation and kind != "openai",
+        continuation=spec.continues if continuation is None else continuation and spec.may_continue,
     )

@@ -16,10 +16,15 @@ Usage is normalized so that ``input_tokens`` counts every prompt token, as OpenA
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from typing import Any
 
+from router.adapters._http import Codec
 from router.adapters.base import Deployment, StreamAccumulator, token_count
+from router.adapters.provider import Provider
 from router.classify import classify_stream_error, malformed
+from router.headers import RateLimitDialect, RateLimitSnapshot, rfc3339_in, snapshot
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -292,3 +297,47 @@ def parse_event(ev: SSEEvent, acc: StreamAccumulator) -> list[TextDelta | ToolCa
             f"{etype} event malformed", provider=dep.provider, model=dep.name, raw=ev.data
         ) from None
     return []
+
+
+_RL = "anthropic-ratelimit-"
+
+
+def parse_ratelimits(h: Mapping[str, str], now_epoch: float | None) -> RateLimitSnapshot | None:
+    """``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}``, resets as RFC 3339 times
+    (measured from ``now_epoch``); ``input-tokens-*`` when ``tokens-*`` is missing."""
+    now = time.time() if now_epoch is None else now_epoch
+    tok = "tokens-" if (_RL + "tokens-remaining") in h or (_RL + "tokens-limit") in h else "input-tokens-"
+    return snapshot(
+        h.get(_RL + "requests-remaining"),
+        h.get(_RL + tok + "remaining"),
+        h.get(_RL + "requests-limit"),
+        h.get(_RL + tok + "limit"),
+        rfc3339_in(h.get(_RL + "requests-reset"), now),
+        rfc3339_in(h.get(_RL + tok + "reset"), now),
+    )
+
+
+RATE_LIMITS = RateLimitDialect(
+    parse_ratelimits,
+    (_RL + "requests-remaining", _RL + "tokens-remaining", _RL + "input-tokens-remaining"),
+)
+
+# Caches only what the request marks (cache_control); continues a trailing assistant message;
+# message batches with the requests inline; max_tokens is required (to_wire sets a default).
+PROVIDER = Provider(
+    codec=Codec(
+        kind="anthropic",
+        chat_path=chat_path,
+        auth_headers=auth_headers,
+        to_wire=to_wire,
+        from_wire=from_wire,
+        parse_event=parse_event,
+        terminator="message_stop",
+    ),
+    ratelimits=RATE_LIMITS,
+    price_id="anthropic",
+    marks_cache=True,
+    batch="anthropic",
+    continues=True,
+    may_continue=True,
+)

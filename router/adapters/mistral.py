@@ -7,10 +7,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from router.adapters import openai
+from router.adapters._http import Codec
 from router.adapters.base import Deployment
+from router.adapters.provider import Provider
+from router.headers import RateLimitDialect, RateLimitSnapshot, parse_duration, snapshot
 from router.types import ChatRequest
 
 auth_headers = openai.auth_headers
@@ -42,3 +46,52 @@ def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
     if request.extra:
         body.update(request.extra)  # the caller's own parameters win over the renames
     return body
+
+
+def parse_ratelimits(h: Mapping[str, str], now_epoch: float | None) -> RateLimitSnapshot | None:
+    """OpenAI's names, else ``x-ratelimit-{limit,remaining}-req-minute``,
+    ``x-ratelimitbysize-{limit,remaining}-minute`` and ``x-ratelimit-reset`` (seconds)."""
+    snap = openai.parse_ratelimits(h, now_epoch)
+    if snap is not None:
+        return snap
+    reset = parse_duration(h.get("x-ratelimit-reset"))
+    return snapshot(
+        h.get("x-ratelimit-remaining-req-minute"),
+        h.get("x-ratelimitbysize-remaining-minute") or h.get("x-ratelimit-remaining-tokens-minute"),
+        h.get("x-ratelimit-limit-req-minute"),
+        h.get("x-ratelimitbysize-limit-minute") or h.get("x-ratelimit-limit-tokens-minute"),
+        reset,
+        reset,
+    )
+
+
+RATE_LIMITS = RateLimitDialect(
+    parse_ratelimits,
+    (
+        *openai.REMAINING,
+        "x-ratelimit-remaining-req-minute",
+        "x-ratelimitbysize-remaining-minute",
+        "x-ratelimit-remaining-tokens-minute",
+    ),
+)
+
+# max_tokens; continues an assistant message marked "prefix": true; no batch API driven here.
+PROVIDER = Provider(
+    codec=Codec(
+        kind="mistral",
+        chat_path=chat_path,
+        auth_headers=auth_headers,
+        to_wire=to_wire,
+        from_wire=from_wire,
+        parse_event=parse_event,
+        terminator="[DONE]",
+        complete_on_finish=True,
+        embeddings_path=embeddings_path,
+        embed_to_wire=embed_to_wire,
+        embed_from_wire=embed_from_wire,
+    ),
+    ratelimits=RATE_LIMITS,
+    price_id="mistral",
+    continues=True,
+    may_continue=True,
+)

@@ -6,11 +6,16 @@ the shared :class:`router.adapters._http.HttpAdapter`. Mistral reuses most of th
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from router.adapters._http import Codec
 from router.adapters.base import Deployment, StreamAccumulator, token_count
+from router.adapters.provider import Provider
 from router.classify import classify_stream_error, malformed
+from router.headers import RateLimitDialect, RateLimitSnapshot, parse_duration, snapshot
 from router.structured import to_openai
 from router.types import (
     ChatRequest,
@@ -85,19 +90,28 @@ def messages_to_wire(request: ChatRequest) -> list[dict[str, Any]]:
     return msgs
 
 
-def to_wire(request: ChatRequest, deployment: Deployment) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions`` for ``request`` on ``deployment``."""
+def to_wire(
+    request: ChatRequest,
+    deployment: Deployment,
+    *,
+    max_tokens_field: str = "max_tokens",
+    continue_final_message: bool = False,
+) -> dict[str, Any]:
+    """The JSON body of ``POST /chat/completions`` for ``request`` on ``deployment``.
+
+    The two things OpenAI-compatible servers disagree on are the codec's to set (with
+    ``functools.partial``): the name of the output limit, and whether a trailing assistant
+    message (a prefill) is continued with vLLM's ``continue_final_message``.
+    """
     body: dict[str, Any] = {"model": deployment.model, "messages": messages_to_wire(request)}
     if request.prefill is not None:
         body["messages"].append({"role": "assistant", "content": request.prefill})
-        if deployment.kind == "openai_compatible":  # vLLM and friends: continue, not a new turn
+        if continue_final_message:  # vLLM and friends: continue, not a new turn
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
     max_tokens = request.max_tokens or deployment.max_tokens
     if max_tokens is not None:
-        # OpenAI itself wants max_completion_tokens (reasoning models reject max_tokens);
-        # compatible servers (vLLM, Ollama, llama.cpp) know only max_tokens.
-        body["max_completion_tokens" if deployment.kind == "openai" else "max_tokens"] = max_tokens
+        body[max_tokens_field] = max_tokens
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -248,3 +262,59 @@ def embed_from_wire(body: Any, deployment: Deployment) -> EmbeddingResponse:
         provider_model=str(body.get("model") or deployment.model),
         usage=Usage(input_tokens=int(usage.get("prompt_tokens") or 0)),
     )
+
+
+# x-ratelimit-{limit,remaining,reset}-{requests,tokens}, resets as Go durations ("6ms", "6m0s"):
+# OpenAI's names, which most OpenAI-compatible servers copy.
+REMAINING = ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens")
+
+
+def parse_ratelimits(h: Mapping[str, str], now_epoch: float | None) -> RateLimitSnapshot | None:
+    return snapshot(
+        h.get("x-ratelimit-remaining-requests"),
+        h.get("x-ratelimit-remaining-tokens"),
+        h.get("x-ratelimit-limit-requests"),
+        h.get("x-ratelimit-limit-tokens"),
+        parse_duration(h.get("x-ratelimit-reset-requests")),
+        parse_duration(h.get("x-ratelimit-reset-tokens")),
+    )
+
+
+RATE_LIMITS = RateLimitDialect(parse_ratelimits, REMAINING)
+
+
+def codec(kind: str, *, max_tokens_field: str = "max_tokens", continue_final_message: bool = False) -> Codec:
+    """OpenAI's codec under another ``kind``: what an OpenAI-compatible provider reuses."""
+    return Codec(
+        kind=kind,
+        chat_path=chat_path,
+        auth_headers=auth_headers,
+        to_wire=functools.partial(
+            to_wire, max_tokens_field=max_tokens_field, continue_final_message=continue_final_message
+        ),
+        from_wire=from_wire,
+        parse_event=parse_event,
+        terminator="[DONE]",
+        complete_on_finish=True,
+        embeddings_path=embeddings_path,
+        embed_to_wire=embed_to_wire,
+        embed_from_wire=embed_from_wire,
+    )
+
+
+# OpenAI itself wants max_completion_tokens (reasoning models reject max_tokens). Its chat API
+# answers a trailing assistant message afresh: it never continues one. Batches: files + batches.
+PROVIDER = Provider(
+    codec=codec("openai", max_tokens_field="max_completion_tokens"),
+    ratelimits=RATE_LIMITS,
+    price_id="openai",
+    batch="openai",
+)
+
+# Any OpenAI-compatible server (vLLM, Ollama, llama.cpp, a proxy): max_tokens, vLLM-style
+# continuation when the deployment says so, and no price of its own (model names say nothing).
+COMPATIBLE = Provider(
+    codec=codec("openai_compatible", continue_final_message=True),
+    ratelimits=RATE_LIMITS,
+    may_continue=True,
+)

@@ -8,18 +8,19 @@ adapters' (so a 429 or a 503 on a poll is retryable, a 401 is not).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
 
-from router.adapters import Deployment
+from router.adapters import PROVIDERS, Deployment, provider_for
 from router.batch import wire
 from router.batch.types import BatchError, BatchItem
 from router.classify import classify_exception, classify_response, malformed
 
-__all__ = ["AnthropicBatches", "BatchAPI", "BatchState", "OpenAIBatches", "batch_api"]
+__all__ = ["AnthropicBatches", "BatchAPI", "BatchState", "OpenAIBatches", "batch_api", "batch_class"]
 
 _TRANSPORT = (aiohttp.ClientError, OSError, TimeoutError)
 
@@ -96,6 +97,7 @@ class OpenAIBatches:
     """OpenAI: upload a JSONL file, create a batch on it, read the output and error files."""
 
     TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+    CUSTOM_ID: re.Pattern[str] | None = None  # any string
 
     def __init__(self, session: aiohttp.ClientSession, deployment: Deployment, timeout: float) -> None:
         self.http = _Http(session, deployment, timeout)
@@ -148,6 +150,7 @@ class AnthropicBatches:
     """Anthropic: create a message batch with the requests inline, read its results JSONL."""
 
     TERMINAL = frozenset({"ended"})
+    CUSTOM_ID: re.Pattern[str] | None = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
     def __init__(self, session: aiohttp.ClientSession, deployment: Deployment, timeout: float) -> None:
         self.http = _Http(session, deployment, timeout)
@@ -178,13 +181,25 @@ class AnthropicBatches:
         return wire.parse_anthropic_results(text, f"results of {state.id}", known, self.http.dep), []
 
 
+# The batch APIs this package speaks, by the name a Provider's ``batch`` fact gives.
+_PROTOCOLS: dict[str, type[OpenAIBatches] | type[AnthropicBatches]] = {
+    "openai": OpenAIBatches,
+    "anthropic": AnthropicBatches,
+}
+
+
+def batch_class(deployment: Deployment) -> type[OpenAIBatches] | type[AnthropicBatches]:
+    """The batch API class of ``deployment``'s provider kind; ``ValueError`` when it has none."""
+    protocol = provider_for(deployment.kind).batch
+    if protocol is None:
+        kinds = ", ".join(k for k, p in PROVIDERS.items() if p.batch is not None)
+        raise ValueError(
+            f"deployment {deployment.name!r} is of kind {deployment.kind!r}; "
+            f"batches are supported on kinds {kinds}"
+        )
+    return _PROTOCOLS[protocol]
+
+
 def batch_api(session: aiohttp.ClientSession, deployment: Deployment, *, timeout: float = 60.0) -> BatchAPI:
-    """The batch API for ``deployment``'s provider kind (openai or anthropic)."""
-    if deployment.kind == "openai":
-        return OpenAIBatches(session, deployment, timeout)
-    if deployment.kind == "anthropic":
-        return AnthropicBatches(session, deployment, timeout)
-    raise ValueError(
-        f"deployment {deployment.name!r} is of kind {deployment.kind!r}; "
-        "batches are supported on kind openai and anthropic"
-    )
+    """The batch API for ``deployment``'s provider kind (:attr:`~router.adapters.Provider.batch`)."""
+    return batch_class(deployment)(session, deployment, timeout)

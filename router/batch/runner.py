@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
 import aiohttp
 
-from router.adapters import Deployment
-from router.batch.client import BatchAPI, BatchState, batch_api
+from router.adapters import PROVIDERS, Deployment
+from router.batch.client import BatchAPI, BatchState, batch_api, batch_class
 from router.batch.types import (
     BatchError,
     BatchItem,
@@ -38,14 +37,13 @@ from router.batch.types import (
 )
 from router.batch.wire import ItemOutcome
 from router.clock import Clock
-from router.cost import PROVIDER_IDS, Rates
+from router.cost import Rates
 from router.errors import RouterError
 from router.router import Router
 from router.types import ChatResponse
 
 __all__ = ["BatchRunner", "batch_rates"]
 
-_ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _PROBE = 1_000_000
 
 
@@ -55,7 +53,8 @@ def batch_rates(kind: str, model: str) -> Rates | None:
     genai-prices answers the standard price when a model has no batch variant, so a batch
     price that is not below the standard one is taken as unknown.
     """
-    provider_id = PROVIDER_IDS.get(kind)
+    spec = PROVIDERS.get(kind)
+    provider_id = spec.price_id if spec is not None else None
     if provider_id is None:
         return None
     try:
@@ -108,11 +107,7 @@ class BatchRunner:
             raise ValueError(f"unknown deployment {deployment!r} (defined: {known})")
         self.router = router
         self.deployment: Deployment = router.deployment(deployment).deployment
-        if self.deployment.kind not in ("openai", "anthropic"):
-            raise ValueError(
-                f"deployment {deployment!r} is of kind {self.deployment.kind!r}; "
-                "batches are supported on kind openai and anthropic"
-            )
+        self.custom_id = batch_class(self.deployment).CUSTOM_ID  # ValueError: the kind has no batch API
         self.poll = poll or PollPolicy()
         self.clock = clock or router.clock
         self.rng = rng or random.Random()
@@ -150,9 +145,9 @@ class BatchRunner:
         for i, item in enumerate(items):
             if item.custom_id in known:
                 raise ValueError(f"items[{i}]: custom_id {item.custom_id!r} is used twice")
-            if self.deployment.kind == "anthropic" and not _ANTHROPIC_ID.match(item.custom_id):
+            if self.custom_id is not None and not self.custom_id.match(item.custom_id):
                 raise ValueError(
-                    f"items[{i}]: custom_id {item.custom_id!r} must match {_ANTHROPIC_ID.pattern}"
+                    f"items[{i}]: custom_id {item.custom_id!r} must match {self.custom_id.pattern}"
                 )
             known[item.custom_id] = item
         return known

@@ -23,7 +23,7 @@ from mockproviders.server import MockServer
 from router import ConfigError, Router, parse_config
 from router import errors as E
 from router._continuation import Splice, continuation_plan, continuation_request
-from router.adapters import anthropic, make_deployment, mistral, openai
+from router.adapters import CODECS, anthropic, make_deployment, mistral
 from router.audit import AuditLog, record_to_dict
 from router.clock import FakeClock
 from router.types import (
@@ -128,10 +128,10 @@ def test_each_adapter_sends_the_prefill_its_provider_s_way() -> None:
     assert body["messages"][-1] == {"role": "assistant", "content": "The answer so far"}
     body = mistral.to_wire(req, dep("mistral"))
     assert body["messages"][-1] == {"role": "assistant", "content": "The answer so far", "prefix": True}
-    body = openai.to_wire(req, dep("openai_compatible"))
+    body = CODECS["openai_compatible"].to_wire(req, dep("openai_compatible"))
     assert body["messages"][-1] == {"role": "assistant", "content": "The answer so far"}
     assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
-    assert "continue_final_message" not in openai.to_wire(req, dep("openai"))
+    assert "continue_final_message" not in CODECS["openai"].to_wire(req, dep("openai"))
     plain = ChatRequest("m", [Message("user", "hi")])
     assert anthropic.to_wire(plain, dep("anthropic"))["messages"][-1]["role"] == "user"
 

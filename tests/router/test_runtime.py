@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from router_fakes import FakeAdapter, config
 
-from router import Router, _runtime
+from router import Router
+from router.adapters import PROVIDERS
 from router.clock import FakeClock
-from router.headers import parse_ratelimit_headers
+from router.headers import RateLimitDialect, RateLimitSnapshot
 
 
 def make(models: dict[str, dict[str, int]] | None = None) -> Router:
@@ -19,11 +20,18 @@ def make(models: dict[str, dict[str, int]] | None = None) -> Router:
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
 
-    def counting(kind: str, headers: object, now: float | None = None) -> object:
-        calls.append(kind)
-        return parse_ratelimit_headers(kind, headers, now)  # type: ignore[arg-type]
+    kinds: dict[RateLimitDialect, str] = {}
+    for kind, spec in PROVIDERS.items():
+        kinds.setdefault(spec.ratelimits, kind)  # the first kind that declares each dialect
+    parse = RateLimitDialect.parse
 
-    monkeypatch.setattr(_runtime, "parse_ratelimit_headers", counting)
+    def counting(
+        self: RateLimitDialect, headers: object, now: float | None = None
+    ) -> RateLimitSnapshot | None:
+        calls.append(kinds[self])
+        return parse(self, headers, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RateLimitDialect, "parse", counting)
     return calls
 
 

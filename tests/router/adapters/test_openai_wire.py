@@ -5,7 +5,7 @@ import json
 import pytest
 from router_wire_helpers import dep, run_stream, sse
 
-from router.adapters import openai
+from router.adapters import CODECS, openai
 from router.errors import MalformedResponse, ServerError
 from router.types import ChatRequest, Message, TextDelta, TextPart, ToolCall, ToolSpec
 
@@ -35,7 +35,7 @@ def test_to_wire_full() -> None:
         metadata={"tenant": "a"},
         extra={"logprobs": True},
     )
-    body = openai.to_wire(req, dep("openai"))
+    body = CODECS["openai"].to_wire(req, dep("openai"))  # the codec: max_completion_tokens
     assert body["model"] == "m-1"
     assert body["messages"][0] == {"role": "system", "content": "be brief always"}
     assert body["messages"][2]["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"a":1}'}
@@ -44,7 +44,7 @@ def test_to_wire_full() -> None:
     assert body["max_completion_tokens"] == 10 and "max_tokens" not in body
     assert body["stream_options"] == {"include_usage": True}
     assert body["logprobs"] is True and "metadata" not in body
-    compat = openai.to_wire(req, dep("openai_compatible"))
+    compat = CODECS["openai_compatible"].to_wire(req, dep("openai_compatible"))
     assert compat["max_tokens"] == 10
 
 

@@ -134,7 +134,8 @@ async def test_cache_markers_sticky_conversation_and_cache_lost_on_fallback() ->
             "cache": {"sticky": True, "markers": "auto", "min_prefix_tokens": 50},
         }
     }
-    system = "You are a railway expert. " * 40  # ≈250 tokens: worth a marker
+    # 1100 words: worth a marker, and above the 1024 tokens Anthropic (and the mock) caches at least
+    system = "You are a railway expert. " * 220
     req = ChatRequest("chat", [Message("user", "Hi")], system=system, metadata={"conversation": "c-17"})
     async with rig(routes=routes) as r:
         first = await r.router.complete(req)
