@@ -50,7 +50,7 @@ class Deployment:
 
     name: str  # the deployment's name in the config
     provider: str  # the provider's name in the config
-    kind: str  # openai | anthropic | mistral | openai_compatible
+    kind: str  # a key of router.adapters.PROVIDERS (openai, anthropic, groq, ...)
     model: str  # the model id sent upstream
     base_url: str
     chat_url: str = ""  # base_url + the provider's chat path, precomputed

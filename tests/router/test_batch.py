@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from mockproviders._types import MockRequest, MockResponse
+from mockproviders.config import DEFAULT_MODELS
 from mockproviders.config import parse_config as mock_config
 from mockproviders.core import MockCore
 from mockproviders.errors import error_response
@@ -37,6 +38,8 @@ from router.cost import Rates
 
 Handler = Callable[[MockRequest], Awaitable[MockResponse]]
 TIMING = {"validating": "30s", "per_item": "2s", "finalizing": "30s", "cancelling": "10s"}
+GROQ_MODEL = "llama-3.1-8b-instant"
+MODELS = {"openai": [*DEFAULT_MODELS["openai"], GROQ_MODEL]}  # the mock serves Groq's model too
 FAST = PollPolicy(initial=5, factor=2, max_interval=60, jitter=0.1)
 
 
@@ -60,11 +63,14 @@ def router_config(urls: dict[str, str], api_key: str = "sk-test") -> Any:
                 "openai": {"kind": "openai", "base_url": urls["openai"], "api_key": api_key},
                 "anthropic": {"kind": "anthropic", "base_url": urls["anthropic"], "api_key": api_key},
                 "mistral": {"kind": "mistral", "base_url": urls["mistral"], "api_key": api_key},
+                # Groq's batch API is OpenAI's files + batches under its own base URL: the mock's
+                "groq": {"kind": "groq", "base_url": urls["openai"], "api_key": api_key},
             },
             "models": {
                 "gpt": {"provider": "openai", "model": "gpt-4o-mini"},
                 "claude": {"provider": "anthropic", "model": "claude-haiku-4-5", "max_tokens": 128},
                 "mistral": {"provider": "mistral", "model": "mistral-small-latest"},
+                "groq": {"provider": "groq", "model": GROQ_MODEL},
             },
             "routes": {"chat": {"chain": ["gpt", "claude"]}, "chat-a": {"chain": ["claude", "gpt"]}},
             "defaults": {"retries": 1, "backoff_base": "1ms", "backoff_max": "2ms"},
@@ -85,7 +91,7 @@ class Rig:
 @asynccontextmanager
 async def rig(api_key: str = "sk-test", **batch: Any) -> AsyncIterator[Rig]:
     clock = FakeClock()
-    core = MockCore(mock_config({"batch": {**TIMING, **batch}}), clock=Linked(clock))
+    core = MockCore(mock_config({"batch": {**TIMING, **batch}, "models": MODELS}), clock=Linked(clock))
     async with MockServer(app=create_app(core=core)) as server:
         router = Router(router_config(server.base_urls, api_key), clock=clock)
         try:
@@ -138,6 +144,24 @@ async def test_openai_batch_answers_and_failed_items_fall_back_through_the_route
         assert s.cost_usd == pytest.approx(s.batch_cost_usd + s.retry_cost_usd)
         assert s.polls >= 3 and s.waited_s == pytest.approx(sum(r.clock.sleeps[: s.polls]))
         assert "2 from the batch" in s.format() and "retried 2" in s.format()
+
+
+async def test_groq_batches_over_its_openai_style_batch_api() -> None:
+    async with rig() as r:
+        runner = BatchRunner(r.router, "groq", poll=FAST, prices=Rates.per_million(0.1, 0.2))
+        result = await runner.run(items("groq", "what is a turnout?", "name a colour"))
+        s = result.summary
+        assert (s.status, s.provider, s.succeeded, s.failed) == ("completed", "groq", 2, 0)
+        assert {e.path.rsplit("/", 1)[-1] for e in r.core.journal if e.method == "POST"} == {
+            "files",
+            "batches",
+        }
+        for item in result.items.values():
+            assert item.source == "batch" and item.response is not None and item.response.model == "groq"
+            u = item.response.usage
+            assert item.response.cost_usd == pytest.approx(
+                (u.input_tokens * 0.1 + u.output_tokens * 0.2) / 1e6
+            )
 
 
 async def test_anthropic_batch_answers_and_retries() -> None:
