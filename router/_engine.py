@@ -41,7 +41,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from router import errors as E
 from router._runtime import BREAKER_COUNTS, STREAM_FAILURES, DeploymentRuntime, RoutePlan
@@ -67,6 +67,18 @@ _TINY_WAIT = 0.05  # a local limit that frees up this soon is waited for, not sk
 _MIN_CHAIN_WAIT = 0.01  # each wait for a blocked chain takes at least this, so it cannot spin
 _HOLD_WITHOUT_RETRY_AFTER = 1.0  # seconds a deployment is held after 429s in a row that gave no time
 _MAX_SPREAD = 0.5  # seconds: waiters for a closed chain are spread over at most this once it opens
+
+
+class Gate(NamedTuple):
+    """The gate's verdict on one attempt: ``open`` (if not, the skip is recorded), the tokens taken
+    from the limiter for it and the seconds waited for the limiter."""
+
+    open: bool
+    estimate: int = 0
+    waited: float = 0.0
+
+
+CLOSED = Gate(False)
 
 
 @dataclass(slots=True)
@@ -157,6 +169,12 @@ class RequestRun:
         self.emit(record)
 
     # --- the chain -------------------------------------------------------------------------------
+
+    def continue_on(self, plan: RoutePlan) -> None:
+        """Walk ``plan`` next (a stream's continuation), afresh: what the last walk skipped is not
+        this one's to wait for or to try in panic (one that cannot continue answers afresh)."""
+        self.plan = plan
+        self.blocked.clear()
 
     async def run(self, attempt: AttemptFn[T], discard: Discard[T], *, hedge: bool = True) -> Won[T]:
         """Walk the chain until an attempt succeeds; raise the error the caller should see."""
@@ -323,22 +341,24 @@ class RequestRun:
         won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)
         self.finish_record(won.record, won.rt, usage)
 
-    async def _gate(self, rt: DeploymentRuntime) -> tuple[int, float] | None:
-        """Breaker and limiter: ``(token estimate, seconds waited)``, or None after recording a skip."""
+    async def _gate(self, rt: DeploymentRuntime) -> Gate:
+        """Breaker and limiter: may ``rt`` be tried now (a skip is recorded when not)?"""
         if rt.shared is not None and not self.panic:  # shared state; False: the store is down, go local
             shared = await rt.shared.gate(self, rt)
+            if shared is None:
+                return CLOSED
             if shared is not False:
-                return shared
+                return Gate(True, *shared)
         breaker = rt.breaker
         if self.panic:
             pass  # panic mode: past the breakers, once (see the module docstring)
         elif not breaker.allow():
             self._closed(rt, breaker, "circuit breaker")
-            return None
+            return CLOSED
         elif self.streamed and not rt.stream_breaker.allow():
             breaker.release_probe()
             self._closed(rt, rt.stream_breaker, "ejected for streams")
-            return None
+            return CLOSED
         limiter = rt.limiter
         estimate = 0
         if limiter.tpm is not None:
@@ -347,14 +367,14 @@ class RequestRun:
         while True:
             wait = limiter.try_acquire(estimate)
             if wait == 0.0:
-                return estimate, waited
+                return Gate(True, estimate, waited)
             left = self.deadline.remaining()
             # Longer waits are not taken here: another deployment may be open now; the chain
             # waits (run) only once every deployment has turned out to be closed.
             if wait > _TINY_WAIT or (left is not None and wait >= left):
                 self._release(rt)
-                self._skip(rt, f"local rate limit, retry in {wait:.3g}s", wait, "rate-limit")
-                return None
+                self.skip(rt, f"local rate limit, retry in {wait:.3g}s", wait, "rate-limit")
+                return CLOSED
             try:
                 await self.clock.sleep(wait)
             except asyncio.CancelledError:
@@ -382,9 +402,9 @@ class RequestRun:
             if held > wait:
                 wait, source = held, "rate-limit"
             msg = f"{what} open, retry in {wait:.3g}s"
-        self._skip(rt, msg, wait, source)
+        self.skip(rt, msg, wait, source)
 
-    def _skip(self, rt: DeploymentRuntime, message: str, wait: float | None, source: WaitSource) -> None:
+    def skip(self, rt: DeploymentRuntime, message: str, wait: float | None, source: WaitSource) -> None:
         """Record that ``rt`` was not tried; ``wait``: seconds until it opens, if known."""
         dep = rt.deployment
         if wait is not None and source == "none":
@@ -431,9 +451,9 @@ class RequestRun:
             if self.deadline.expired():
                 return self._deadline_error(None)
             gate = await self._gate(rt)
-            if gate is None:
+            if not gate.open:
                 return None
-            estimate, waited = gate
+            _, estimate, waited = gate
             if waited:
                 wait, source = wait + waited, "rate-limit"
             record = AttemptRecord(

@@ -24,6 +24,7 @@ from router.errors import ErrorKind
 from router.headers import RateLimitDialect
 from router.ratelimit import RateLimiter
 from router.retry import AttemptState, RetryPolicy, Stop
+from router.transport import Transport
 
 if TYPE_CHECKING:
     from router.state.resilient import ResilientStore
@@ -158,11 +159,14 @@ def build_runtime(
     adapters: Mapping[str, Adapter] | None,
     on_breaker_change: Callable[[str, str, str], None],
     state: ResilientStore | None = None,
+    transport: Transport | None = None,
 ) -> tuple[dict[str, Adapter], dict[str, DeploymentRuntime], dict[str, RoutePlan], PriceTable]:
     """Adapters by provider, deployments, route plans (routes, then single deployments), prices.
 
     With a shared ``state`` store, breakers and limiters are the shared subclasses
-    (:mod:`router.state.shared`); without one, the plain local objects, exactly as before.
+    (:mod:`router.state.shared`); without one, the plain local objects, exactly as before. A
+    provider without an adapter in ``adapters`` gets the HTTP adapter of its kind, over
+    ``transport`` if one is given (else a pool of its own), its limits on ``clock``.
     """
     breaker_cls: type[CircuitBreaker] = CircuitBreaker
     limiter_cls: type[RateLimiter] = RateLimiter
@@ -176,7 +180,13 @@ def build_runtime(
         by_provider[pname] = (
             given
             if given is not None
-            else make_adapter(pcfg.kind, connections=pcfg.connections, max_reply_bytes=pcfg.max_reply_bytes)
+            else make_adapter(
+                pcfg.kind,
+                connections=pcfg.connections,
+                max_reply_bytes=pcfg.max_reply_bytes,
+                transport=transport,
+                clock=clock,
+            )
         )
     d = cfg.defaults
     base_timeouts = cfg.timeouts_for(None)

@@ -1,12 +1,14 @@
 """Turn what an upstream said into one :mod:`router.errors` class, through one table.
 
-Three entry points, one per place a failure shows up:
+Two entry points, one per way an upstream says it failed:
 
 - :func:`classify_response`: an error status with the provider's body and headers;
 - :func:`classify_stream_error`: an in-band error event after the 200 (classified by the event's
-  ``error.type``, mapped to the status that type stands for, then through the same table);
-- :func:`classify_exception`: a transport failure (refused, reset, timeout) raised by
-  :mod:`router.transport` (the adapters) or aiohttp (the batch client).
+  ``error.type``, mapped to the status that type stands for, then through the same table).
+
+A failure of the exchange itself (refused, reset, timeout, a cut body) needs no translation: the
+transports (:mod:`router.transport`) raise :mod:`router.errors` classes themselves, and the batch
+client's aiohttp failures are translated where they are caught (:mod:`router.batch._aiohttp_errors`).
 
 ``x-should-retry: false`` always makes an error non-retryable; ``x-should-retry: true`` is
 ignored for the classes that are never retried (400/401/403/404, context length, content policy,
@@ -15,24 +17,19 @@ quota), because retrying those cannot help whatever a proxy says.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from router import errors as E
-from router import transport as T
 from router.headers import parse_retry_after, parse_should_retry
 from turnout import safejson
 
 __all__ = [
     "RULES",
     "Rule",
-    "classify_exception",
     "classify_response",
     "classify_stream_error",
     "error_fields",
@@ -217,39 +214,6 @@ def classify_stream_error(kind: str, payload: Any, *, provider: str, model: str)
         retry_after=None,
         should_retry=None,
     )
-
-
-def classify_exception(exc: BaseException, *, provider: str, model: str, phase: str) -> E.RouterError:
-    """The error for a transport failure; ``phase`` says what was going on (``connect``, ``read``)."""
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    kw: dict[str, Any] = {"provider": provider, "model": model}
-    if isinstance(exc, T.TransportError):
-        if isinstance(exc, T.ConnectTimeout):
-            return E.AttemptTimeout(f"connect timeout ({detail})", **kw)
-        if isinstance(exc, T.HeadTimeout):
-            return E.AttemptTimeout(f"read timeout ({detail})", **kw)
-        if isinstance(exc, T.TooLarge):
-            return E.MalformedResponse(f"the answer is too large ({detail})", **kw)
-        if isinstance(exc, T.PayloadError):
-            return E.StreamCut(f"the answer was cut during {phase} ({detail})", **kw)
-        if isinstance(exc, T.ConnectError):
-            return E.ConnectFailed(f"cannot connect ({detail})", **kw)
-        if isinstance(exc, T.Disconnected):
-            return E.ConnectFailed(f"connection lost during {phase} ({detail})", **kw)
-        return E.ConnectFailed(f"transport error during {phase} ({detail})", **kw)
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return E.AttemptTimeout(f"connect timeout ({detail})", **kw)
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
-        return E.AttemptTimeout(f"{phase} timeout", **kw)
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
-        return E.ConnectFailed(f"cannot connect ({detail})", **kw)
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return E.StreamCut(f"the answer was cut during {phase} ({detail})", **kw)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError | aiohttp.ClientOSError):
-        return E.ConnectFailed(f"connection lost during {phase} ({detail})", **kw)
-    if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientConnectionError):
-        return E.ConnectFailed(f"transport error during {phase} ({detail})", **kw)
-    return E.MalformedResponse(f"unexpected failure during {phase} ({detail})", **kw)
 
 
 def malformed(what: str, *, provider: str, model: str, raw: bytes | str | None = None) -> E.MalformedResponse:

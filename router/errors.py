@@ -3,7 +3,10 @@
 Every failure a caller can see is a :class:`RouterError` with structured fields (``provider``,
 ``model``, ``status``, ``kind``, ``retry_after``, ``retryable``). Vendor failures are translated
 at the adapter edge through one table (:func:`router.classify` builds them from status, body and
-headers, and from a stream's in-band error type) and chained with ``raise ... from``.
+headers, and from a stream's in-band error type) and chained with ``raise ... from``. A failure
+of the exchange itself is born here too: the transports (:mod:`router.transport`) raise these
+classes directly (the adapter fills in ``provider`` and ``model``), so no other vocabulary of
+network errors reaches the engine.
 
 ::
 
@@ -19,12 +22,15 @@ headers, and from a stream's in-band error type) and chained with ``raise ... fr
     │   ├── AuthError              401, 403                                         (not retryable)
     │   └── NotFound               404 model or path                                (not retryable)
     ├── TransportError             no usable answer came back                       (retryable)
-    │   ├── ConnectFailed          refused, reset, DNS, TLS before any byte
+    │   ├── ConnectFailed          refused, reset, DNS, TLS, or not HTTP, before the answer's head
     │   ├── AttemptTimeout         connect or read timeout of one attempt
+    │   │   ├── ConnectTimeout     no connection within the connect limit
+    │   │   └── ReadTimeout        request sent, the answer (or its next bytes) not in time
     │   ├── FirstTokenTimeout      no first token within the limit
     │   ├── StreamStalled          no bytes for longer than the idle limit
     │   └── StreamCut              the answer ended before the provider's terminator
     ├── MalformedResponse          a reply that is not the provider's format        (retryable)
+    │   └── ReplyTooLarge          a body larger than the provider's ``max_reply_bytes``
     ├── StreamInterrupted          a stream failed after output had begun           (raised to the caller)
     ├── Unavailable                no attempt made: breaker open, local rate limit, budget
     ├── BudgetExceeded             a route's or task's spending limit is reached    (402, not retryable)
@@ -168,7 +174,7 @@ class TransportError(RouterError):
 
 
 class ConnectFailed(TransportError):
-    """The connection was refused, reset or failed before any byte of the answer."""
+    """The connection was refused, reset or failed (or the reply was not HTTP) before the answer's head."""
 
     kind = ErrorKind.CONNECT
 
@@ -177,6 +183,14 @@ class AttemptTimeout(TransportError):
     """One attempt's connect or read timeout passed."""
 
     kind, http_status = ErrorKind.TIMEOUT, 504
+
+
+class ConnectTimeout(AttemptTimeout):
+    """No connection was made within the connect limit."""
+
+
+class ReadTimeout(AttemptTimeout):
+    """The request was sent, but the answer's head (or its body's next bytes) did not come in time."""
 
 
 class FirstTokenTimeout(TransportError):
@@ -201,6 +215,10 @@ class MalformedResponse(RouterError):
     """The upstream's reply was not in the provider's format."""
 
     kind, retryable, http_status = ErrorKind.MALFORMED, True, 502
+
+
+class ReplyTooLarge(MalformedResponse):
+    """The answer's body is larger than the provider's ``max_reply_bytes`` (after decompression)."""
 
 
 class StreamInterrupted(RouterError):

@@ -79,6 +79,17 @@ async def test_the_library_snippet_runs_as_a_script_against_the_mock(tmp_path: P
     assert streamed.strip()
 
 
+def test_the_memory_transport_snippet_runs_without_a_socket_or_real_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (snippet,) = [body for body in _blocks("python") if "MemoryTransport(" in body]
+    exec(compile(snippet, "README.md", "exec"), {"__name__": "readme"})  # asyncio.run inside
+    *_, last = capsys.readouterr().out.splitlines()
+    kind, partial, now, requests = last.split()
+    assert (kind, partial, requests) == ("stall", "'Hel'", "2")  # refused, retried, stalled
+    assert 5.0 <= float(now) < 6.0  # the idle limit plus one jittered backoff, on the fake clock
+
+
 async def test_the_sidecar_snippet_runs_against_a_sidecar_over_the_mock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,8 @@ from router.adapters import anthropic, groq, mistral, openai
 from router.adapters._http import Codec, HttpAdapter
 from router.adapters.base import Adapter, AdapterEvent, CallOptions, Deployment, StreamAccumulator
 from router.adapters.provider import Provider
-from router.transport import MAX_BODY
+from router.clock import SYSTEM_CLOCK, Clock
+from router.transport import MAX_BODY, Transport
 
 __all__ = [
     "CODECS",
@@ -54,9 +55,23 @@ def provider_for(kind: str) -> Provider:
         raise ValueError(f"unknown provider kind {kind!r} (known: {', '.join(PROVIDERS)})") from None
 
 
-def make_adapter(kind: str, *, connections: int = 256, max_reply_bytes: int = MAX_BODY) -> HttpAdapter:
-    """The HTTP adapter for a provider ``kind`` (a key of :data:`PROVIDERS`)."""
-    return HttpAdapter(provider_for(kind).codec, connections=connections, max_reply_bytes=max_reply_bytes)
+def make_adapter(
+    kind: str,
+    *,
+    connections: int = 256,
+    max_reply_bytes: int = MAX_BODY,
+    transport: Transport | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> HttpAdapter:
+    """The HTTP adapter for a provider ``kind`` (a key of :data:`PROVIDERS`): over ``transport``
+    (by default a keep-alive pool of its own), its limits measured on ``clock``."""
+    return HttpAdapter(
+        provider_for(kind).codec,
+        connections=connections,
+        max_reply_bytes=max_reply_bytes,
+        transport=transport,
+        clock=clock,
+    )
 
 
 def make_deployment(

@@ -1,8 +1,12 @@
 """The HTTP half of every adapter: one keep-alive pool per provider, one attempt per call.
 
 A provider module supplies pure functions (a :class:`Codec`); :class:`HttpAdapter` does the I/O,
-enforces the attempt's limits and turns transport failures, error statuses and cut streams into
-:mod:`router.errors` classes. Limits are enforced here on the event loop's clock:
+enforces the attempt's limits and turns error statuses and cut streams into :mod:`router.errors`
+classes (a :class:`~router.transport.Transport` raises those classes itself for failures of the
+exchange; the adapter names the provider and model on them). The I/O goes through the given
+transport, by default a keep-alive :class:`~router.transport.HttpPool` of the adapter's own.
+Limits are measured on the router's :class:`~router.clock.Clock` and handed to the transport as
+durations:
 
 - ``connect``: establishing a new connection (a pooled one is reused at once);
 - ``read`` (non-streaming): the whole answer, headers and body;
@@ -13,7 +17,6 @@ enforces the attempt's limits and turns transport failures, error statuses and c
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,9 +24,10 @@ from typing import Any
 
 from router import errors as E
 from router.adapters.base import AdapterEvent, CallOptions, Deployment, StreamAccumulator
-from router.classify import classify_exception, classify_response, malformed
+from router.classify import classify_response, malformed
+from router.clock import SYSTEM_CLOCK, Clock
 from router.sse import SSEEvent, SSEParser
-from router.transport import MAX_BODY, ConnectError, ConnectTimeout, HttpPool, Response
+from router.transport import MAX_BODY, HttpPool, Request, Response, Transport
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -35,7 +39,6 @@ from router.types import (
 )
 from turnout import safejson
 
-_TRANSPORT = (OSError, asyncio.TimeoutError)  # router.transport's errors are ConnectionErrors
 # What a codec's translation raises on a reply of an unexpected shape (a number where text was
 # due, ``1e400`` tokens): a malformed reply, which falls back like any other, never a crash.
 _SHAPE = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
@@ -76,45 +79,72 @@ def _min(*values: float | None) -> float | None:
     return min(present) if present else None
 
 
-class HttpAdapter:
-    """One provider over one :class:`router.transport.HttpPool` (at most ``connections`` in flight)."""
+def _left(deadline: float | None, clock: Clock) -> float | None:
+    return None if deadline is None else deadline - clock.now()
 
-    def __init__(self, codec: Codec, *, connections: int = 256, max_reply_bytes: int = MAX_BODY) -> None:
+
+class HttpAdapter:
+    """One provider over one :class:`~router.transport.Transport` (by default its own
+    :class:`~router.transport.HttpPool`, at most ``connections`` in flight); limits on ``clock``."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        connections: int = 256,
+        max_reply_bytes: int = MAX_BODY,
+        transport: Transport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.codec = codec
         self.connections = connections
-        self._pool = HttpPool(limit=connections, max_body=max_reply_bytes)
+        self.clock = clock
+        # A transport given from outside is its owner's to close; the pool made here is ours.
+        self._own = transport is None
+        self.transport: Transport = (
+            HttpPool(limit=connections, max_body=max_reply_bytes) if transport is None else transport
+        )
 
     async def aclose(self) -> None:
-        await self._pool.aclose()
+        if self._own and isinstance(self.transport, HttpPool):
+            await self.transport.aclose()
 
     def _where(self, deployment: Deployment) -> dict[str, Any]:
         return {"provider": deployment.provider, "model": deployment.name}
+
+    @staticmethod
+    def _placed(exc: E.RouterError, deployment: Deployment) -> None:
+        """Names a transport's error (raised without them) with the deployment it happened on."""
+        if exc.provider is None:
+            exc.provider, exc.model = deployment.provider, deployment.name
 
     async def _post_json(
         self, deployment: Deployment, url: str, payload: dict[str, Any], options: CallOptions
     ) -> Any:
         """POST and read a whole JSON answer; raises the classified error for anything else."""
         data = json.dumps(payload, separators=(",", ":")).encode()
+        clock = self.clock
         limit = _min(options.read, options.total)
-        deadline = asyncio.get_running_loop().time() + limit if limit is not None else None
-        phase = "connect"
+        deadline = clock.now() + limit if limit is not None else None
         resp: Response | None = None
         try:
-            resp = await self._pool.post(
-                url, data, deployment.headers, connect_timeout=options.connect, deadline=deadline
+            resp = await self.transport.handle_async_request(
+                Request(url, data, deployment.headers, limit, options.connect)
             )
-            phase = "read"
             if options.on_headers is not None:
                 options.on_headers(resp.headers)
-            body = await resp.read(deadline)
+            body = await resp.read(_left(deadline, clock))
             status = resp.status
             resp.release()
-        except BaseException as exc:
+        except E.RouterError as exc:  # the transport's, raised as the router's own errors
             if resp is not None:
                 resp.close()
-            if not isinstance(exc, _TRANSPORT):
-                raise
-            raise classify_exception(exc, **self._where(deployment), phase=phase) from exc
+            self._placed(exc, deployment)
+            raise
+        except BaseException:
+            if resp is not None:
+                resp.close()
+            raise
         if status >= 300:
             raise classify_response(self.codec.kind, status, body, resp.headers, **self._where(deployment))
         try:
@@ -144,45 +174,44 @@ class HttpAdapter:
     async def stream(
         self, deployment: Deployment, request: ChatRequest, options: CallOptions
     ) -> AsyncIterator[AdapterEvent]:
-        codec, where = self.codec, self._where(deployment)
+        codec, where, clock = self.codec, self._where(deployment), self.clock
         wire = codec.to_wire(request, deployment)
         wire["stream"] = True
         data = json.dumps(wire, separators=(",", ":")).encode()
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = clock.now()
         hard = start + options.total if options.total is not None else None
         first = _min(options.first_token, options.read)
         deadline = _min(start + first if first is not None else None, hard)
 
         def expired(begun: bool) -> E.RouterError:
-            if hard is not None and loop.time() >= hard - 1e-3:
+            # Which limit ran out is the one the wait was given: the request's budget when it
+            # was the nearer one (read from the deadline, not the clock: a test's fake clock
+            # may not move while a real socket waits).
+            if hard is not None and deadline is not None and deadline >= hard - 1e-3:
                 return E.AttemptTimeout("the request's time budget ran out", **where)
             if begun:
                 return E.StreamStalled(f"no event for {options.idle}s after output began", **where)
             return E.FirstTokenTimeout(f"no first token within {first}s", **where)
 
         try:
-            resp = await self._pool.post(
-                deployment.chat_url,
-                data,
-                deployment.headers,
-                connect_timeout=options.connect,
-                deadline=deadline,
+            resp = await self.transport.handle_async_request(
+                Request(
+                    deployment.chat_url, data, deployment.headers, _left(deadline, clock), options.connect
+                )
             )
-        except (ConnectTimeout, ConnectError) as exc:
-            raise classify_exception(exc, **where, phase="connect") from exc
-        except TimeoutError:
+        except E.ReadTimeout:
             raise expired(False) from None
-        except _TRANSPORT as exc:
-            raise classify_exception(exc, **where, phase="connect") from exc
+        except E.RouterError as exc:
+            self._placed(exc, deployment)
+            raise
         done = False
         try:
             if options.on_headers is not None:
                 options.on_headers(resp.headers)
             if resp.status >= 300:
                 try:
-                    body = await resp.read(deadline)
-                except _TRANSPORT:
+                    body = await resp.read(_left(deadline, clock))
+                except E.RouterError:
                     body = b""
                 raise classify_response(codec.kind, resp.status, body, resp.headers, **where)
             acc = StreamAccumulator(deployment)
@@ -191,11 +220,11 @@ class HttpAdapter:
             idle = options.idle
             while not acc.done:
                 try:
-                    chunk = await resp.readany(deadline)
-                except TimeoutError:
+                    chunk = await resp.readany(_left(deadline, clock))
+                except E.ReadTimeout:
                     raise expired(begun) from None
-                except _TRANSPORT as exc:
-                    raise E.StreamCut(f"connection lost mid-stream ({type(exc).__name__})", **where) from exc
+                except E.RouterError as exc:
+                    raise E.StreamCut(f"connection lost mid-stream ({exc.message})", **where) from exc
                 try:
                     events = parser.feed(chunk) if chunk else parser.close()
                 except ValueError as exc:
@@ -212,7 +241,7 @@ class HttpAdapter:
                         for d in deltas:
                             yield d
                     if begun and ev.event != "ping":
-                        deadline = _min(loop.time() + idle if idle is not None else None, hard)
+                        deadline = _min(clock.now() + idle if idle is not None else None, hard)
                     if acc.done:
                         break
                 if not chunk:

@@ -17,12 +17,11 @@ import aiohttp
 
 from router.adapters import PROVIDERS, Deployment, provider_for
 from router.batch import wire
+from router.batch._aiohttp_errors import CAUGHT, from_aiohttp
 from router.batch.types import BatchError, BatchItem
-from router.classify import classify_exception, classify_response, malformed
+from router.classify import classify_response, malformed
 
 __all__ = ["AnthropicBatches", "BatchAPI", "BatchState", "OpenAIBatches", "batch_api", "batch_class"]
-
-_TRANSPORT = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 @dataclass(slots=True)
@@ -70,8 +69,8 @@ class _Http:
             async with self.session.request(method, url, headers=headers, **kwargs) as resp:
                 body = await resp.read()
                 status, resp_headers = resp.status, resp.headers
-        except _TRANSPORT as exc:
-            raise classify_exception(exc, **self.where, phase=f"{method} {url}") from exc
+        except CAUGHT as exc:
+            raise from_aiohttp(exc, **self.where, during=f"{method} {url}") from exc
         if status >= 400:
             raise classify_response(self.dep.kind, status, body, resp_headers, **self.where)
         return body

@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from router.errors import RouterError
 from router.sidecar import messages, responses
 from router.sidecar.errors import Answer, Scrubber, json_answer, router_error_answer, stream_error_body
-from router.sidecar.lifecycle import RouterHolder
-from router.sidecar.state import CURRENT_RECORD, STATE, State, reload
+from router.sidecar.lifecycle import RouterHolder, RouterLike
+from router.sidecar.state import STATE, State, reload
 from router.sidecar.wire import (
     ChunkWriter,
     chat_body,
@@ -162,11 +162,9 @@ def _record_headers(record: AuditRecord | None) -> dict[str, str]:
     return {H_REQUEST_ID: record.request_id, H_ROUTE: record.route, H_ATTEMPTS: str(len(record.attempts))}
 
 
-def _begin(state: State) -> tuple[Generation, list[AuditRecord | None], Any]:
+def _acquire(state: State) -> Generation:
     assert state.holder is not None
-    slot: list[AuditRecord | None] = [None]
-    token = CURRENT_RECORD.set(slot)
-    return state.holder.acquire(), slot, token
+    return state.holder.acquire()
 
 
 def _meta(headers: Mapping[str, str]) -> dict[str, str] | None:
@@ -260,23 +258,23 @@ async def converse(front: FrontEnd, state: State, ex: Exchange) -> None:
         req.caller_key = auth[7:].strip()
     else:
         req.caller_key = ex.headers.get("x-api-key")  # Anthropic's clients
-    gen, slot, token = _begin(state)
+    gen = _acquire(state)
     try:
         if req.stream:
-            await _stream(front, ex, state, gen, req, opts, slot, t0)
+            await _stream(front, ex, state, gen, req, opts, t0)
             return
-        try:
-            resp = await gen.router.complete(req)
-        except RouterError as err:
-            _error(front, ex, state, err, slot[0])
+        out = await gen.router.complete_outcome(req)
+        resp = out.response
+        if resp is None:
+            assert out.error is not None
+            _error(front, ex, state, out.error, out.audit)
             return
         headers = _answer_headers(resp)
-        overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], resp.latency_s)
+        overhead = time.perf_counter() - t0 - upstream_seconds(out.audit, resp.latency_s)
         headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
         state.metrics.observe_overhead(max(overhead, 0.0))
         ex.respond(200, headers, front.body(resp, opts))
     finally:
-        CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
 
 
@@ -314,13 +312,13 @@ async def _stream(
     gen: Generation,
     req: Any,
     opts: Any,
-    slot: list[AuditRecord | None],
     t0: float,
 ) -> None:
     """Stream events as ``front``'s frames. The status and headers leave with the first frame:
     the router yields StreamStart only once the first content has arrived, and that content
     follows at once, so holding them back costs no time to first token (and a write per stream)."""
-    events = gen.router.stream(req)
+    streaming = gen.router.stream_outcome(req)  # its audit record is there once it has one
+    events = streaming.events
     head: dict[str, str] | None = None  # the answer's headers, known at StreamStart
     writer: StreamWriter | None = None
     ended = False
@@ -364,7 +362,7 @@ async def _stream(
                 await emit(writer.tool(ev))  # type: ignore[arg-type]
     except RouterError as err:
         if head is None or writer is None:  # nothing sent yet: an ordinary error response
-            _error(front, ex, state, err, slot[0])
+            _error(front, ex, state, err, streaming.audit)
             return
         await emit(writer.error(front.stream_error(err, state.scrub)))
     except (asyncio.CancelledError, ConnectionResetError):
@@ -389,19 +387,19 @@ async def embed(state: State, ex: Exchange) -> None:
     """``POST /v1/embeddings`` on either server."""
     t0 = time.perf_counter()
     req, fmt = parse_embeddings(decode_json(ex.body))
-    gen, slot, token = _begin(state)
+    gen = _acquire(state)
     try:
-        try:
-            resp = await gen.router.embed(req)
-        except RouterError as err:
-            _error(CHAT, ex, state, err, slot[0])
+        out = await gen.router.embed_outcome(req)
+        resp = out.response
+        if resp is None:
+            assert out.error is not None
+            _error(CHAT, ex, state, out.error, out.audit)
             return
         headers = _answer_headers(resp)
-        overhead = time.perf_counter() - t0 - upstream_seconds(slot[0], 0.0)
+        overhead = time.perf_counter() - t0 - upstream_seconds(out.audit, 0.0)
         headers[H_OVERHEAD] = f"{max(overhead, 0.0) * 1000:.3f}"
         ex.respond(200, headers, json.dumps(embeddings_json(resp, fmt)).encode())
     finally:
-        CURRENT_RECORD.reset(token)
         RouterHolder.release(gen)
 
 
@@ -432,11 +430,8 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def serviceable_routes(router: Any) -> list[str]:
+def serviceable_routes(router: RouterLike) -> list[str]:
     """Routes (and single deployments) with at least one deployment whose breaker is not open."""
-    fn = getattr(router, "serviceable_routes", None)
-    if callable(fn):
-        return list(fn())
     snap = router.snapshot()
     deployments = snap.get("deployments", {})
 

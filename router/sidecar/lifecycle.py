@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from router.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent
+from router.outcome import Outcome, StreamOutcome
+from router.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 
 log = logging.getLogger("turnout.sidecar")
 
@@ -22,11 +23,11 @@ log = logging.getLogger("turnout.sidecar")
 class RouterLike(Protocol):
     """What the sidecar needs of :class:`router.Router` (tests use a small fake)."""
 
-    async def complete(self, request: ChatRequest) -> ChatResponse: ...
+    async def complete_outcome(self, request: ChatRequest) -> Outcome[ChatResponse]: ...
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+    def stream_outcome(self, request: ChatRequest) -> StreamOutcome: ...
 
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse: ...
+    async def embed_outcome(self, request: EmbeddingRequest) -> Outcome[EmbeddingResponse]: ...
 
     def route_names(self) -> list[str]: ...
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from router.sidecar.errors import Scrubber
 from router.sidecar.lifecycle import RouterHolder, RouterLike
 from router.sidecar.metrics import Metrics
 from router.sidecar.settings import ServerSettings, SidecarSettings
-from router.types import AttemptRecord, AuditRecord
 
 log = logging.getLogger("turnout.sidecar")
 
@@ -62,25 +60,6 @@ class State:
 
 STATE: web.AppKey[State] = web.AppKey("turnout_state", State)
 
-# The audit record of the request being served, found by the listener below. A one-slot list is set
-# per request: child tasks the router may start copy the context, but share the list.
-CURRENT_RECORD: contextvars.ContextVar[list[AuditRecord | None]] = contextvars.ContextVar("turnout_record")
-
-
-class _RecordCatcher:
-    """Router listener that hands each request's audit record to its handler."""
-
-    def on_attempt(self, route: str, attempt: AttemptRecord) -> None:
-        pass
-
-    def on_breaker_change(self, model: str, old: str, new: str) -> None:
-        pass
-
-    def on_request(self, record: AuditRecord) -> None:
-        slot = CURRENT_RECORD.get(None)
-        if slot is not None and slot[0] is None:
-            slot[0] = record
-
 
 def _webhook(settings: SidecarSettings) -> set[str]:
     return {settings.alerts.webhook} if settings.alerts.webhook else set()
@@ -88,7 +67,6 @@ def _webhook(settings: SidecarSettings) -> set[str]:
 
 def attach_listeners(state: State, built: Built) -> None:
     router = built.router
-    router.add_listener(_RecordCatcher())
     router.add_listener(state.metrics)
     if state.watcher is not None:
         router.add_listener(state.watcher)

@@ -141,13 +141,13 @@ class SharedDeployment:
                     if verdict == "open"
                     else "circuit breaker half-open, probed elsewhere"
                 )
-                run._skip(rt, f"{why} (shared), retry in {wait:.3g}s", wait, "none")
+                run.skip(rt, f"{why} (shared), retry in {wait:.3g}s", wait, "none")
                 return None
             wait = adm.wait
             left = run.deadline.remaining()
             # as the engine's gate: longer waits are the chain's to take, once all are closed
             if wait > TINY_WAIT or (left is not None and wait >= left):
-                run._skip(rt, f"shared rate limit, retry in {wait:.3g}s", wait, "rate-limit")
+                run.skip(rt, f"shared rate limit, retry in {wait:.3g}s", wait, "rate-limit")
                 return None
             await clock.sleep(wait)
             waited += wait

@@ -22,7 +22,7 @@ from router import Router, parse_config
 from router import errors as E
 from router.audit import AuditLog
 from router.clock import FakeClock
-from router.transport import HeadTimeout, HttpPool, TooLarge
+from router.transport import HttpPool
 from router.types import ChatRequest, Message, StreamEnd
 
 GOOD = {
@@ -270,7 +270,7 @@ async def test_a_gzip_bomb_stops_at_the_cap_without_expanding() -> None:
         pool = HttpPool(max_body=1 << 20)
         try:
             resp = await pool.post(up.url("bomb") + "/x", b"{}", {})
-            with pytest.raises(TooLarge):
+            with pytest.raises(E.ReplyTooLarge):
                 await resp.read()
             resp.close()
         finally:
@@ -317,11 +317,8 @@ async def test_a_hang_after_the_request_was_sent_is_a_read_timeout_not_a_connect
     async with Upstream({"hang": hang}) as up:
         pool = HttpPool()
         try:
-            loop = asyncio.get_running_loop()
-            with pytest.raises(HeadTimeout):
-                await pool.post(
-                    up.url("hang") + "/x", b"{}", {}, connect_timeout=5, deadline=loop.time() + 0.2
-                )
+            with pytest.raises(E.ReadTimeout):
+                await pool.post(up.url("hang") + "/x", b"{}", {}, connect_timeout=5, timeout=0.2)
         finally:
             await pool.aclose()
         router = router_for(up, "hang", read="200ms")

@@ -6,7 +6,8 @@ import aiohttp
 import pytest
 
 from router import errors as E
-from router.classify import classify_exception, classify_response, classify_stream_error
+from router.batch._aiohttp_errors import from_aiohttp
+from router.classify import classify_response, classify_stream_error
 
 W = {"provider": "p", "model": "m"}
 
@@ -133,8 +134,14 @@ def test_stream_errors_by_type(payload: dict, cls: type) -> None:
     assert type(err) is cls
 
 
-def test_exceptions() -> None:
-    assert type(classify_exception(ConnectionRefusedError(), **W, phase="connect")) is E.ConnectFailed
-    assert type(classify_exception(TimeoutError(), **W, phase="read")) is E.AttemptTimeout
-    assert type(classify_exception(aiohttp.ServerDisconnectedError(), **W, phase="read")) is E.ConnectFailed
-    assert type(classify_exception(aiohttp.ClientPayloadError("cut"), **W, phase="read")) is E.StreamCut
+def test_the_batch_clients_aiohttp_failures_are_translated_at_its_edge() -> None:
+    """The one place aiohttp's vocabulary is read; the adapters' transports raise router errors."""
+    w = {**W, "during": "GET /v1/batches/b1"}
+    assert type(from_aiohttp(ConnectionRefusedError(), **w)) is E.ConnectFailed
+    assert type(from_aiohttp(TimeoutError(), **w)) is E.ReadTimeout
+    assert type(from_aiohttp(aiohttp.ServerDisconnectedError(), **w)) is E.ConnectFailed
+    assert type(from_aiohttp(aiohttp.ClientPayloadError("cut"), **w)) is E.StreamCut
+    timeout = from_aiohttp(TimeoutError(), **w)
+    assert isinstance(timeout, E.AttemptTimeout) and timeout.kind is E.ErrorKind.TIMEOUT
+    assert "GET /v1/batches/b1" in str(timeout) and timeout.provider == "p"
+    assert type(from_aiohttp(ValueError("odd"), **w)) is E.MalformedResponse

@@ -29,10 +29,12 @@ import pytest
 from router.errors import (
     AllAttemptsFailed,
     RateLimited,
+    RouterError,
     ServerError,
     StreamInterrupted,
     UnknownRoute,
 )
+from router.outcome import Outcome, StreamOutcome
 from router.sidecar import Built, SidecarSettings, create_app
 from router.sidecar.server import SidecarServer
 from router.sidecar.settings import ServerSettings
@@ -77,7 +79,9 @@ class FakeRouter:
         self.counter += 1
         return f"{self.name}-{self.counter}"
 
-    def _record(self, route: str, rid: str, ok: bool, models: list[str], *, streamed: bool = False) -> None:
+    def _record(
+        self, route: str, rid: str, ok: bool, models: list[str], *, streamed: bool = False
+    ) -> AuditRecord:
         attempts = [
             AttemptRecord(
                 model=m,
@@ -111,6 +115,7 @@ class FakeRouter:
             for a in attempts:
                 lst.on_attempt(route, a)
             lst.on_request(record)
+        return record
 
     def _models(self, route: str) -> list[str]:
         return ["model-a", "model-b"] if route == "fallback" else ["model-a"]
@@ -132,35 +137,46 @@ class FakeRouter:
             attempts=len(models),
         )
 
-    async def _fail(self, req: ChatRequest, rid: str, *, stream: bool = False) -> None:
+    async def _fail(self, req: ChatRequest, rid: str, out: Any, *, stream: bool = False) -> None:
         if req.model not in ROUTES:
             raise UnknownRoute(f"The model '{req.model}' does not exist: no route or model of that name.")
         if req.model == "limited":
-            self._record(req.model, rid, False, ["model-a"])
+            out.audit = self._record(req.model, rid, False, ["model-a"])
             raise AllAttemptsFailed(
                 "every model is rate-limited",
                 errors=[RateLimited("slow down", provider="openai", model="model-a", retry_after=7.2)],
             )
         if req.model == "leak":
-            self._record(req.model, rid, False, ["model-a"])
+            out.audit = self._record(req.model, rid, False, ["model-a"])
             raise ServerError(f"upstream said: bad key {PROVIDER_KEY}", provider="openai", model="model-a")
         if req.model == "gate" and not stream:
             self.entered.set()
             await self.gate.wait()
 
-    # --- Router API ---
-    async def complete(self, request: ChatRequest) -> ChatResponse:
+    # --- Router API (the outcome calls the sidecar makes) ---
+    async def complete_outcome(self, request: ChatRequest) -> Outcome[ChatResponse]:
         self.requests.append(request)
         rid = self._rid()
-        await self._fail(request, rid)
-        self._record(request.model, rid, True, self._models(request.model))
-        return self._response(request, rid)
+        out: Outcome[ChatResponse] = Outcome()
+        try:
+            await self._fail(request, rid, out)
+        except RouterError as err:
+            out.error = err
+            return out
+        out.audit = self._record(request.model, rid, True, self._models(request.model))
+        out.response = self._response(request, rid)
+        return out
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def stream_outcome(self, request: ChatRequest) -> StreamOutcome:
+        out = StreamOutcome()
+        out.events = self._stream(request, out)
+        return out
+
+    async def _stream(self, request: ChatRequest, out: StreamOutcome) -> AsyncIterator[StreamEvent]:
         self.requests.append(request)
         rid = self._rid()
         try:
-            await self._fail(request, rid, stream=True)
+            await self._fail(request, rid, out, stream=True)
             models = self._models(request.model)
             yield StreamStart(models[-1], "openai", models[-1] + "-2024", rid, request.model, len(models))
             if request.model == "tools":
@@ -178,39 +194,46 @@ class FakeRouter:
                     if request.model == "gate" and i == 1:
                         self.entered.set()
                         await asyncio.Event().wait()  # never: the client hangs up here
-            self._record(request.model, rid, True, models, streamed=True)
+            out.audit = self._record(request.model, rid, True, models, streamed=True)
             yield StreamEnd(self._response(request, rid))
         finally:
             self.stream_closed.set()
 
-    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+    async def embed_outcome(self, request: EmbeddingRequest) -> Outcome[EmbeddingResponse]:
         rid = self._rid()
         if request.model not in ROUTES:
-            raise UnknownRoute(f"The model '{request.model}' does not exist.")
-        return EmbeddingResponse(
-            vectors=[[0.5, -0.25, float(i)] for i in range(len(request.input))],
-            model="embed-a",
-            provider="openai",
-            provider_model="text-embedding-3-small",
-            usage=Usage(5, 0),
-            request_id=rid,
-            route=request.model,
+            return Outcome(error=UnknownRoute(f"The model '{request.model}' does not exist."))
+        return Outcome(
+            EmbeddingResponse(
+                vectors=[[0.5, -0.25, float(i)] for i in range(len(request.input))],
+                model="embed-a",
+                provider="openai",
+                provider_model="text-embedding-3-small",
+                usage=Usage(5, 0),
+                request_id=rid,
+                route=request.model,
+            )
         )
 
     def route_names(self) -> list[str]:
         return list(ROUTES)
 
-    def serviceable_routes(self) -> list[str]:
-        return [r for r in ROUTES if r not in self.breaker_open]
-
     def snapshot(self) -> dict[str, Any]:
+        def breaker(model: str) -> dict[str, Any]:
+            if model in self.breaker_open:  # open, its probe not due yet: not serviceable
+                return {"state": "open", "retry_in_s": 30.0}
+            # model-a reads open with its probe due (the metrics show the state; it still serves)
+            return {"state": "open", "retry_in_s": 0.0} if model == "model-a" else {"state": "closed"}
+
         return {
             "deployments": {
                 "model-a": {
-                    "breaker": {"state": "open"},
+                    "breaker": breaker("model-a"),
                     "limiter": {"rpm": 100, "tpm": None, "requests_available": 25, "tokens_available": None},
-                }
+                },
+                "model-b": {"breaker": breaker("model-b")},
             },
+            "routes": {route: {"chain": self._models(route)} for route in ROUTES},
             "provider_key_echo": PROVIDER_KEY,  # a careless router: the sidecar must still scrub it
         }
 
