@@ -39,6 +39,7 @@ from router.types import (
     ToolCall,
     ToolCallDelta,
 )
+from turnout.sse import encode_event
 
 NAME = "messages"
 
@@ -126,7 +127,7 @@ def stream_error(err: BaseException, scrub: Scrubber) -> bytes:
     else:
         etype, message = "api_error", "The stream failed inside the router."
     body = {"type": "error", "error": {"type": etype, "message": message}}
-    return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"
+    return encode_event(json.dumps(body), b"error")
 
 
 # --- requests ----------------------------------------------------------------------------------------
@@ -377,7 +378,7 @@ def answer_body(resp: ChatResponse, opts: None) -> bytes:
 
 
 def _event(name: bytes, payload: bytes) -> bytes:
-    return b"event: " + name + b"\ndata: " + payload + b"\n\n"
+    return encode_event(payload, name)
 
 
 class EventWriter:

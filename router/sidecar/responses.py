@@ -36,6 +36,7 @@ from router.types import (
     ToolCall,
     ToolCallDelta,
 )
+from turnout.sse import encode_event
 
 NAME = "responses"
 
@@ -364,7 +365,7 @@ class EventWriter:
     def _event(self, name: str, payload: dict[str, Any]) -> bytes:
         payload = {"type": name, **payload, "sequence_number": self._seq}
         self._seq += 1
-        return b"event: " + name.encode() + b"\ndata: " + json.dumps(payload).encode() + b"\n\n"
+        return encode_event(json.dumps(payload), name)
 
     def _lead(self) -> bytes:
         start, self._start = self._start, None

@@ -28,6 +28,7 @@ from router.types import (
     Usage,
 )
 from turnout import safejson
+from turnout.sse import encode_event
 
 
 class WireError(ValueError):
@@ -499,4 +500,4 @@ class ChunkWriter:
 
 
 def error_frame(body: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
+    return encode_event(json.dumps(body))
