@@ -36,7 +36,6 @@ cost; an attempt in flight when the request stops (a hedge's loser) is recorded 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -55,8 +54,9 @@ from router.hooks import RouterListener
 from router.ratelimit import estimate_tokens
 from router.retry import AttemptState
 from router.types import AttemptRecord, AuditRecord, Usage, WaitSource
+from turnout.logs import get_logger
 
-log = logging.getLogger("turnout.router")
+log = get_logger("turnout.router")
 
 T = TypeVar("T")
 AttemptFn = Callable[[DeploymentRuntime, CallOptions], Awaitable[T]]
