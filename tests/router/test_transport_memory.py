@@ -176,6 +176,15 @@ async def test_a_hang_after_the_request_costs_the_read_limit_then_fails_over() -
     assert up.clock.now() == 10.0  # read: 10s
 
 
+async def test_a_hang_costs_one_read_timeout_then_fails_over() -> None:
+    up = Upstream(retries=2)  # a timeout is not retried on the same model: it fails over
+    up.transport.add(OPENAI, Reply.fail("hang"))
+    up.transport.add(ANTHROPIC, anthropic_json("ok"))
+    assert (await up.router.complete(ask())).model == "claude"
+    assert up.attempts() == [("gpt", "error", "timeout"), ("claude", "success", None)]
+    assert up.clock.now() == 10.0
+
+
 async def test_a_slow_first_token_fails_over_invisibly_after_the_first_token_limit() -> None:
     up = Upstream()
     up.transport.add(OPENAI, openai_sse("late", delay=30.0))
