@@ -309,7 +309,7 @@ class MockCore:
             return api.unknown_model(q.model, req.request_id)
         choices = compose(self.config, self.seed, req.provider, q, req.patch)
         usage = Usage(q.prompt_tokens, sum(c.completion_tokens for c in choices))
-        if q.prompt is not None:
+        if q.prompt is not None and q.prompt.marks:
             self._apply_cache(q.prompt, usage)
         window.tokens += usage.total_tokens
         render = self._render(req, q.model)
@@ -365,7 +365,7 @@ class MockCore:
             return error.status, json.loads(error.body or b"null")
         choices = compose(self.config, self.seed, provider, q, None)
         usage = Usage(q.prompt_tokens, sum(c.completion_tokens for c in choices))
-        if q.prompt is not None:
+        if q.prompt is not None and q.prompt.marks:
             self._apply_cache(q.prompt, usage)
         render = Render(request_id.replace("-", "")[-16:], int(created), q.model)
         return 200, api.render_chat(render, q, choices, usage)

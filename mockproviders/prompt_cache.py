@@ -56,20 +56,32 @@ _ENTRIES_BOUND = 4096
 
 @dataclass(slots=True)
 class Prompt:
-    """A request's blocks: tokens per block, the hash of the prefix ending at each block, and
-    the breakpoints (block index → TTL in seconds)."""
+    """A request's blocks: tokens per block, what identifies each block, and the breakpoints
+    (block index → TTL in seconds). Prefix hashes are computed only when a breakpoint asks."""
 
     model: str
     tokens: list[int] = field(default_factory=list)
-    keys: list[int] = field(default_factory=list)
+    identities: list[Any] = field(default_factory=list)
     marks: dict[int, float] = field(default_factory=dict)
+    _keys: list[int] | None = None
 
     def add(self, tokens: int, identity: Any, mark: Any, loc: Sequence[str | int]) -> None:
-        previous = self.keys[-1] if self.keys else stable_hash("anthropic-prompt", self.model)
         self.tokens.append(tokens)
-        self.keys.append(stable_hash(previous, _canonical(identity)))
+        self.identities.append(identity)
         if mark is not None:
             self.marks[len(self.tokens) - 1] = ttl_of(mark, loc)
+
+    @property
+    def keys(self) -> list[int]:
+        """The hash of the prefix ending at each block (chained: each hashes the one before)."""
+        if self._keys is None:
+            key = stable_hash("anthropic-prompt", self.model)
+            keys = []
+            for identity in self.identities:
+                key = stable_hash(key, _canonical(identity))
+                keys.append(key)
+            self._keys = keys
+        return self._keys
 
     @property
     def input_tokens(self) -> int:

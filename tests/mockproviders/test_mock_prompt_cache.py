@@ -17,7 +17,7 @@ import pytest
 from mock_sdk_client import SDK
 
 from mockproviders.clock import FakeClock
-from mockproviders.config import MockConfig, PromptCaching
+from mockproviders.config import ConfigError, MockConfig, PromptCaching, parse_config
 
 SONNET = "claude-sonnet-4-5"  # minimum cacheable prompt: 1024 tokens
 HAIKU = "claude-haiku-4-5"  # minimum: 4096 tokens
@@ -159,3 +159,33 @@ async def test_a_stream_reports_the_same_cache_usage(sdk: SDK) -> None:
     ) as stream:
         final = await stream.get_final_message()
     assert usage(final) == (1203, 0, 12)
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        (
+            {"min_tokens": {"claude-haiku-4-5": -1}},
+            "prompt_caching.min_tokens: min_tokens of 'claude-haiku-4-5' must be 0 or more, not -1",
+        ),
+        (
+            {"min_token": {}},
+            "prompt_caching.min_token: unknown field 'min_token'; did you mean 'min_tokens'?",
+        ),
+    ],
+)
+def test_a_bad_prompt_caching_section_names_the_field(section: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"prompt_caching": section}, "mock.yaml")
+    assert str(info.value) == f"mock.yaml: invalid mock configuration\n  {problem}"
+
+
+def test_the_default_minimums_are_anthropics() -> None:
+    config = MockConfig()
+    minimums = {
+        m: config.cache_min_tokens(m) for m in ("claude-sonnet-4-5", "claude-sonnet-4-6", "claude-haiku-4-5")
+    }
+    assert minimums == {"claude-sonnet-4-5": 1024, "claude-sonnet-4-6": 2048, "claude-haiku-4-5": 4096}
+    assert config.cache_min_tokens("claude-opus-4-7") == 1024  # not in the table: Opus-class
+    assert config.cache_min_tokens("claude-haiku-9") == 2048  # not in the table: Haiku-class
+    assert MockConfig(prompt_caching=PromptCaching(min_tokens={"default": 0})).cache_min_tokens(HAIKU) == 0
