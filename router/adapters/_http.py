@@ -100,14 +100,14 @@ class HttpAdapter:
         self.connections = connections
         self.clock = clock
         # A transport given from outside is its owner's to close; the pool made here is ours.
-        self._own = transport is None
-        self.transport: Transport = (
-            HttpPool(limit=connections, max_body=max_reply_bytes) if transport is None else transport
-        )
+        self._own: HttpPool | None = None
+        if transport is None:
+            transport = self._own = HttpPool(limit=connections, max_body=max_reply_bytes)
+        self.transport: Transport = transport
 
     async def aclose(self) -> None:
-        if self._own and isinstance(self.transport, HttpPool):
-            await self.transport.aclose()
+        if self._own is not None:
+            await self._own.aclose()
 
     def _where(self, deployment: Deployment) -> dict[str, Any]:
         return {"provider": deployment.provider, "model": deployment.name}
