@@ -146,7 +146,9 @@ class HttpAdapter:
                 resp.close()
             raise
         if status >= 300:
-            raise classify_response(self.codec.kind, status, body, resp.headers, **self._where(deployment))
+            raise classify_response(
+                self.codec.kind, status, body, resp.headers, **self._where(deployment), now_epoch=clock.wall()
+            )
         try:
             return safejson.loads(body)
         except ValueError:
@@ -213,7 +215,9 @@ class HttpAdapter:
                     body = await resp.read(_left(deadline, clock))
                 except E.RouterError:
                     body = b""
-                raise classify_response(codec.kind, resp.status, body, resp.headers, **where)
+                raise classify_response(
+                    codec.kind, resp.status, body, resp.headers, **where, now_epoch=clock.wall()
+                )
             acc = StreamAccumulator(deployment)
             parser = SSEParser()
             begun = False

@@ -144,6 +144,18 @@ async def test_an_error_status_is_classified_and_falls_back() -> None:
     assert up.attempts() == [("gpt", "error", "rate_limit"), ("claude", "success", None)]
 
 
+async def test_a_retry_after_date_is_read_on_the_routers_clock() -> None:
+    """`retry-after: <HTTP-date>` is measured against the router's wall clock, not the machine's."""
+    up = Upstream(retries=1)
+    when = "Tue, 14 Nov 2023 22:13:30 GMT"  # FakeClock's epoch, 1_700_000_000, is 22:13:20 that day
+    limited = Reply.json(
+        {"error": {"message": "later", "type": "rate_limit_exceeded"}}, 429, headers={"retry-after": when}
+    )
+    up.transport.add(OPENAI, limited, openai_json("fine"))
+    assert (await up.router.complete(ask("gpt"))).content == "fine"
+    assert up.clock.sleeps == [10.0]
+
+
 # --- the router through it: limits on the fake clock ------------------------------------------------
 
 
