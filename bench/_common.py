@@ -14,10 +14,14 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 def free_port() -> int:
@@ -114,3 +118,46 @@ def print_table(
             f"  {name:7} {statistics.median(rps[name]):15.0f} {pct(v, 0.5):8.2f} {pct(v, 0.95):8.2f}"
             f" {pct(v, 0.99):8.2f} {statistics.median(cpu[name]) * 1e6:11.0f}"
         )
+
+
+def added_latency_table(
+    title: str,
+    names: Iterable[str],
+    pairs: Iterable[tuple[str, str, str]],
+    lat: Mapping[str, list[float]],
+    rounds: Mapping[str, list[list[float]]],
+) -> None:
+    """p50/p99 per name, then for each ``(label, a, b)`` what ``a`` adds over ``b`` at p50 and p99:
+    over every request, and as the median over rounds of each round's difference (steadier on a
+    shared machine). Latencies in seconds, printed in ms."""
+    print(title)
+    for n in names:
+        print(f"  {n:<10} p50 {pct(lat[n], 0.5):7.3f} p99 {pct(lat[n], 0.99):7.3f} ms  (n={len(lat[n])})")
+    pairs = list(pairs)
+    width = max(len(label) for label, _, _ in pairs)
+    for label, a, b in pairs:
+        d50 = pct(lat[a], 0.5) - pct(lat[b], 0.5)
+        d99 = pct(lat[a], 0.99) - pct(lat[b], 0.99)
+        each = list(zip(rounds[a], rounds[b], strict=True))
+        r50 = statistics.median(pct(x, 0.5) - pct(y, 0.5) for x, y in each)
+        r99 = statistics.median(pct(x, 0.99) - pct(y, 0.99) for x, y in each)
+        print(
+            f"  {label:<{width}} p50 {d50:+7.3f} p99 {d99:+7.3f} ms"
+            f" | median of rounds p50 {r50:+7.3f} p99 {r99:+7.3f} ms"
+        )
+
+
+def sidecar_config(mock_url: str, model: str, prefix: str) -> Path:
+    """A `turnout serve` configuration file (in a new temporary folder) with one OpenAI model on
+    the mock at ``mock_url``, named ``model``: no retries, room for 1,024 requests at once."""
+    config = {
+        "providers": {
+            "openai": {"kind": "openai", "base_url": f"{mock_url}/openai/v1", "api_key": "sk-bench"}
+        },
+        "models": {model: {"provider": "openai", "model": "gpt-4o-mini"}},
+        "defaults": {"retries": 0},
+        "server": {"max_concurrency": 1024},
+    }
+    path = Path(tempfile.mkdtemp(prefix=prefix)) / "router.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

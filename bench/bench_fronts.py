@@ -17,16 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
-import yaml
-from _common import free_port, pct, print_header, start_mock, wait_port
+from _common import added_latency_table, free_port, pct, print_header, sidecar_config, start_mock, wait_port
 
 ASK = [{"role": "user", "content": "Say something about trains."}]
 FRONTS = {
@@ -36,6 +32,7 @@ FRONTS = {
 }
 NAMES = tuple(FRONTS)
 SERVE = [sys.executable, "-m", "turnout", "serve"]
+PAIRS = tuple((f"{n} - chat", n, "chat") for n in NAMES[1:])
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
 
 
@@ -78,21 +75,6 @@ async def stream(
     return first or float("nan"), time.perf_counter() - t0, "".join(text)
 
 
-def report(title: str, lat: dict[str, list[float]], rounds: dict[str, list[list[float]]]) -> None:
-    print(title)
-    for n in NAMES:
-        print(f"  {n:<10} p50 {pct(lat[n], 0.5):7.3f} p99 {pct(lat[n], 0.99):7.3f} ms (n={len(lat[n])})")
-    for n in NAMES[1:]:
-        d50 = pct(lat[n], 0.5) - pct(lat["chat"], 0.5)
-        d99 = pct(lat[n], 0.99) - pct(lat["chat"], 0.99)
-        r50 = statistics.median(
-            pct(a, 0.5) - pct(b, 0.5) for a, b in zip(rounds[n], rounds["chat"], strict=True)
-        )
-        print(
-            f"  {n + ' - chat':<17} p50 {d50:+7.3f} p99 {d99:+7.3f} ms | median of rounds p50 {r50:+7.3f} ms"
-        )
-
-
 async def run(args: argparse.Namespace, base: str) -> None:
     bodies = {n: json.dumps(b).encode() for n, (_, b) in FRONTS.items()}
     sbodies = {n: json.dumps({**b, "stream": True}).encode() for n, (_, b) in FRONTS.items()}
@@ -111,7 +93,7 @@ async def run(args: argparse.Namespace, base: str) -> None:
                 rounds[n].append([g[0] for g in got])
                 lat[n] += rounds[n][-1]
                 over[n] += [g[1] for g in got]
-        report("non-streaming, c=1: whole request", lat, rounds)
+        added_latency_table("non-streaming, c=1: whole request", NAMES, PAIRS, lat, rounds)
         print(
             "  x-turnout-overhead-ms p50: "
             + ", ".join(f"{n} {pct(over[n], 0.5):.3f}" for n in NAMES)
@@ -129,13 +111,17 @@ async def run(args: argparse.Namespace, base: str) -> None:
                 whole[n].append(total)
             differ += len(set(texts.values())) != 1
         k = max(1, args.stream_requests // args.rounds)
-        report(
+        added_latency_table(
             "streaming, c=1: time to first text",
+            NAMES,
+            PAIRS,
             ttft,
             {n: [ttft[n][i : i + k] for i in range(0, len(ttft[n]) - k + 1, k)] for n in NAMES},
         )
-        report(
+        added_latency_table(
             "streaming, c=1: whole stream",
+            NAMES,
+            PAIRS,
             whole,
             {n: [whole[n][i : i + k] for i in range(0, len(whole[n]) - k + 1, k)] for n in NAMES},
         )
@@ -152,19 +138,10 @@ def main() -> None:
     args = parser.parse_args()
     mock_port, side_port = free_port(), free_port()
     mock_url = f"http://127.0.0.1:{mock_port}"
-    config = {
-        "providers": {
-            "openai": {"kind": "openai", "base_url": f"{mock_url}/openai/v1", "api_key": "sk-bench"}
-        },
-        "models": {"gpt": {"provider": "openai", "model": "gpt-4o-mini"}},
-        "defaults": {"retries": 0},
-        "server": {"max_concurrency": 1024},
-    }
-    tmp = Path(tempfile.mkdtemp(prefix="bench-fronts-"))
-    (tmp / "router.yaml").write_text(yaml.safe_dump(config))
+    config = sidecar_config(mock_url, "gpt", "bench-fronts-")
     mock = start_mock(mock_port)
     side = subprocess.Popen(
-        [*SERVE, "--config", str(tmp / "router.yaml"), "--port", str(side_port), "--log-level", "warning"],
+        [*SERVE, "--config", str(config), "--port", str(side_port), "--log-level", "warning"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

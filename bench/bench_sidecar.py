@@ -32,27 +32,19 @@ import datetime
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-import yaml
+from _common import added_latency_table, free_port, pct, sidecar_config
 
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say something about trains."}]}
 TARGETS = ("direct", "proxy", "sidecar")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -66,11 +58,6 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far (less sensitive to a busy machine than wall time)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def load_avg() -> str:
@@ -207,30 +194,11 @@ async def stream_one(session: aiohttp.ClientSession, url: str, body: bytes) -> t
     return ttft or float("nan"), "".join(text), len(text)
 
 
-def ms(x: float) -> str:
-    return f"{x * 1e3:7.3f}"
-
-
-def table(title: str, lat: dict[str, list[float]], rounds: dict[str, list[list[float]]]) -> None:
-    """p50/p99 per target, then the added latency of proxy and sidecar over direct."""
-    print(f"{title}")
-    for t in TARGETS:
-        print(f"  {t:<8} p50 {ms(pct(lat[t], 0.5))} p99 {ms(pct(lat[t], 0.99))} ms  (n={len(lat[t])})")
-    for name, a, b in (
-        ("sidecar - direct (added)", "sidecar", "direct"),
-        ("proxy   - direct (the hop)", "proxy", "direct"),
-        ("sidecar - proxy  (turnout)", "sidecar", "proxy"),
-    ):
-        d50 = pct(lat[a], 0.5) - pct(lat[b], 0.5)
-        d99 = pct(lat[a], 0.99) - pct(lat[b], 0.99)
-        r50 = statistics.median(pct(x, 0.5) - pct(y, 0.5) for x, y in zip(rounds[a], rounds[b], strict=True))
-        r99 = statistics.median(
-            pct(x, 0.99) - pct(y, 0.99) for x, y in zip(rounds[a], rounds[b], strict=True)
-        )
-        print(
-            f"  {name:<27} p50 {d50 * 1e3:+7.3f} p99 {d99 * 1e3:+7.3f} ms"
-            f" | median of rounds p50 {r50 * 1e3:+7.3f} p99 {r99 * 1e3:+7.3f} ms"
-        )
+PAIRS = (
+    ("sidecar - direct (added)", "sidecar", "direct"),
+    ("proxy   - direct (the hop)", "proxy", "direct"),
+    ("sidecar - proxy  (turnout)", "sidecar", "proxy"),
+)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -238,16 +206,7 @@ async def main(args: argparse.Namespace) -> None:
     mock_url = f"http://127.0.0.1:{mock_port}"
     proxy_url = f"http://127.0.0.1:{proxy_port}"
     side_url = f"http://127.0.0.1:{side_port}"
-    config = {
-        "providers": {
-            "openai": {"kind": "openai", "base_url": f"{mock_url}/openai/v1", "api_key": "sk-bench"}
-        },
-        "models": {"gpt-4o-mini": {"provider": "openai", "model": "gpt-4o-mini"}},
-        "defaults": {"retries": 0},
-        "server": {"max_concurrency": 1024},
-    }
-    tmp = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
-    (tmp / "router.yaml").write_text(yaml.safe_dump(config))
+    config = sidecar_config(mock_url, "gpt-4o-mini", "bench-sidecar-")
     py = sys.executable
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -269,7 +228,7 @@ async def main(args: argparse.Namespace) -> None:
                     "turnout",
                     "serve",
                     "--config",
-                    str(tmp / "router.yaml"),
+                    str(config),
                     "--port",
                     str(side_port),
                     "--log-level",
@@ -357,15 +316,15 @@ async def run(
                 lat[t] += out
                 rounds[t].append(out)
             rss.append(rss_mb(pid))
-        table(f"c={conc} (load average now {load_avg()})", lat, rounds)
+        added_latency_table(f"c={conc} (load average now {load_avg()})", TARGETS, PAIRS, lat, rounds)
         rate = {t: len(lat[t]) / wall[t] for t in TARGETS}
         print(
             f"  throughput direct {rate['direct']:.0f}/s proxy {rate['proxy']:.0f}/s"
             f" sidecar {rate['sidecar']:.0f}/s (sidecar/direct {rate['sidecar'] / rate['direct']:.2f})"
             f" | CPU per request: proxy {cpu['proxy'] / len(lat['proxy']) * 1e3:.3f} ms,"
             f" sidecar {cpu['sidecar'] / len(lat['sidecar']) * 1e3:.3f} ms"
-            f" | sidecar's x-turnout-overhead-ms p50 {pct(overhead, 0.5) * 1e3:.3f}"
-            f" p99 {pct(overhead, 0.99) * 1e3:.3f} ms"
+            f" | sidecar's x-turnout-overhead-ms p50 {pct(overhead, 0.5):.3f}"
+            f" p99 {pct(overhead, 0.99):.3f} ms"
         )
     sbody = json.dumps({**BODY, "stream": True}).encode()
     ttft: dict[str, list[float]] = {t: [] for t in TARGETS}
@@ -384,7 +343,9 @@ async def run(
         t: [ttft[t][i : i + max(1, n // args.rounds)] for i in range(0, n, max(1, n // args.rounds))]
         for t in TARGETS
     }
-    table(f"stream TTFT, one at a time (load average now {load_avg()})", ttft, chunked)
+    added_latency_table(
+        f"stream TTFT, one at a time (load average now {load_avg()})", TARGETS, PAIRS, ttft, chunked
+    )
     print(f"  streamed answers compared {n}, with lost or changed chunks via the sidecar: {lost}")
     steady = statistics.median(rss[len(rss) // 2 :])
     print(

@@ -27,8 +27,8 @@ from chaos.faults._bodies import error_response
 from chaos.limits import Limit, RateLimits
 from chaos.rules import Rule
 from chaos.triggers import Trigger, TriggerState
-from mockproviders._types import AbortConnection, Clock, Handler, MockRequest, MockResponse, StreamEvent
 from mockproviders.clock import SystemClock
+from mockproviders.types import AbortConnection, Clock, Handler, MockRequest, MockResponse, StreamEvent
 from turnout import safejson
 
 if TYPE_CHECKING:

@@ -30,11 +30,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chaos._duration import Duration
 from chaos.faults._bodies import error_response
 from chaos.targeting import Match
-from mockproviders._types import Clock, MockRequest, MockResponse, Provider
 from mockproviders.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_tokens, text_parts
+from mockproviders.types import Clock, MockRequest, MockResponse, Provider
+from turnout.durations import Duration
 
 _EPS = 1e-9
 

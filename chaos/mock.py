@@ -17,9 +17,9 @@ from aiohttp import web
 from chaos.control import add_control_routes
 from chaos.engine import ChaosEngine
 from chaos.scenario import Scenario
-from mockproviders._types import Clock
 from mockproviders.core import MockCore
 from mockproviders.server import CORE_KEY, create_app
+from mockproviders.types import Clock
 
 
 def attach_to_core(core: MockCore, engine: ChaosEngine) -> ChaosEngine:

@@ -38,11 +38,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chaos._duration import Duration
 from chaos.limits import Limit
 from chaos.scenario import Scenario
 from chaos.targeting import Match
 from mockproviders.config import DEFAULT_MODELS, Latency, MockConfig
+from turnout.durations import Duration
 
 __all__ = ["DeploymentProfile", "Profile", "ProfileError", "apply_profile", "load_profile"]
 

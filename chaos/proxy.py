@@ -2,7 +2,7 @@
 
 Everything the rules leave alone passes through untouched: method, path, query, headers (less
 the hop-by-hop ones) and body; answers are streamed back chunk by chunk as they arrive, never
-buffered whole. Server-sent event streams are cut into frames by :class:`chaos.sse.SSEParser`
+buffered whole. Server-sent event streams are cut into frames by :class:`chaos.sse.FrameCutter`
 and tagged like the mock's events, so the same stream faults apply mid-stream; a frame no fault
 touches is forwarded byte for byte.
 
@@ -27,11 +27,11 @@ from yarl import URL
 
 from chaos.control import add_control_routes
 from chaos.engine import FAULT_HEADER, FAULT_PARAMS_HEADER, ChaosEngine
-from chaos.sse import SSEParser
-from mockproviders._types import AbortConnection, MockRequest, MockResponse, Provider, StreamEvent
+from chaos.sse import FrameCutter
 from mockproviders.core import parse_body
 from mockproviders.providers import PROVIDERS
 from mockproviders.server import drop_connection
+from mockproviders.types import AbortConnection, MockRequest, MockResponse, Provider, StreamEvent
 
 HOP_BY_HOP = frozenset(
     {
@@ -197,7 +197,7 @@ async def _chunks(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
 
 
 async def _events(upstream: aiohttp.ClientResponse) -> AsyncIterator[StreamEvent]:
-    parser = SSEParser()
+    parser = FrameCutter()
     try:
         async for chunk in upstream.content.iter_any():
             for event in parser.feed(chunk):

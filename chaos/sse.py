@@ -1,7 +1,7 @@
 """Server-sent events from an upstream, cut into frames and tagged like the mock's own events.
 
-The proxy reads an upstream stream chunk by chunk; :class:`SSEParser` returns each complete frame
-as soon as its blank line arrives, as a :class:`~mockproviders._types.StreamEvent` whose ``raw``
+The proxy reads an upstream stream chunk by chunk; :class:`FrameCutter` returns each complete frame
+as soon as its blank line arrives, as a :class:`~mockproviders.types.StreamEvent` whose ``raw``
 is the frame's exact bytes (so passing it on changes nothing) and whose ``kind`` and ``tokens``
 are inferred from OpenAI, Anthropic or Mistral frames, so the same stream faults apply.
 """
@@ -12,11 +12,11 @@ import json
 import re
 from typing import Any
 
-from mockproviders._types import EventKind, StreamEvent
 from mockproviders.tokens import count_tokens
+from mockproviders.types import EventKind, StreamEvent
+from turnout.sse import SSEParser
 
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-_LINE = re.compile(r"\r\n|\n|\r")
 _ANTHROPIC_KINDS: dict[str, EventKind] = {
     "message_start": "start",
     "content_block_start": "start",
@@ -29,7 +29,7 @@ _ANTHROPIC_KINDS: dict[str, EventKind] = {
 }
 
 
-class SSEParser:
+class FrameCutter:
     """Incremental: ``feed`` bytes as they arrive, get back the frames they completed."""
 
     def __init__(self) -> None:
@@ -52,24 +52,19 @@ class SSEParser:
 
 
 def parse_frame(frame: bytes) -> StreamEvent:
-    """One frame (with its blank line) as a tagged event that re-encodes to the same bytes."""
-    text = frame.decode("utf-8", errors="replace")
-    event_name: str | None = None
-    data_lines: list[str] = []
-    for line in _LINE.split(text):
-        if not line or line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            event_name = value
-        elif name == "data":
-            data_lines.append(value)
-    data = "\n".join(data_lines)
-    if not data_lines and event_name is None:
-        return StreamEvent(kind="ping", data="", raw=frame)  # comment-only keep-alive
-    kind, tokens = infer_kind(event_name, data)
-    return StreamEvent(kind=kind, data=data, event=event_name, tokens=tokens, raw=frame)
+    """One frame (with its blank line) as a tagged event that re-encodes to the same bytes.
+
+    The fields are read by turnout's one SSE parser (:mod:`turnout.sse`); a frame it refuses (not
+    UTF-8, past its size cap) is passed on as it is, tagged ``raw``."""
+    try:
+        events = SSEParser().feed(frame)
+    except ValueError:
+        return StreamEvent(kind="raw", data="", raw=frame)
+    if not events:  # comments only (a keep-alive), or fields without data: clients see nothing
+        return StreamEvent(kind="ping", data="", raw=frame)
+    ev = events[0]
+    kind, tokens = infer_kind(ev.event, ev.data)
+    return StreamEvent(kind=kind, data=ev.data, event=ev.event, tokens=tokens, raw=frame)
 
 
 def infer_kind(event_name: str | None, data: str) -> tuple[EventKind, int]:

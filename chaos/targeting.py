@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from mockproviders._types import Endpoint, MockRequest, Provider
+from mockproviders.types import Endpoint, MockRequest, Provider
 
 
 def _as_list(v: Any) -> Any:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chaos._draw import uniform
-from chaos._duration import Duration
+from turnout.durations import Duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ Python, no Locust.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
+
+from turnout import durations
 
 __all__ = [
     "SHAPES",
@@ -47,16 +48,13 @@ class Schedule(Protocol):
     def tick(self, run_time: float) -> Tick: ...
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
 def parse_duration(text: str) -> float:
-    """``"90"``, ``"90s"``, ``"1.5m"``, ``"2h"``, ``"500ms"`` → seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ShapeError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h)")
-    return float(match.group(1)) * _UNIT[match.group(2)]
+    """``"90"``, ``"90s"``, ``"1.5m"``, ``"2h"``, ``"500ms"`` → seconds (turnout's one grammar),
+    or a :class:`ShapeError` worded for a shape option."""
+    try:
+        return durations.parse_duration(text)
+    except ValueError:
+        raise ShapeError(f"not a duration: {text!r} (use e.g. 30s, 5m, 1h)") from None
 
 
 @dataclass(frozen=True, slots=True)

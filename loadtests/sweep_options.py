@@ -77,39 +77,47 @@ def _env(name: str, default: str) -> str:
     return os.environ.get("TURNOUT_SWEEP_" + name, default)
 
 
+# (option, its TURNOUT_SWEEP_* variable, default, help): each option defaults to its variable.
+_OPTIONS = (
+    ("--start", "START", "10", "first offered load, e.g. 10 or 10rps or 600rpm"),
+    ("--step", "STEP", "+10", "coarse step: +N req/s or xF (a factor) [+10]"),
+    ("--max", "MAX", "200", "highest load tried [200 req/s]"),
+    ("--resolution", "RESOLUTION", "0.05", "bisect until within this fraction [0.05]"),
+    ("--max-steps", "MAX_STEPS", "20", "stop after this many steps [20]"),
+    ("--step-time", "STEP_TIME", "10s", "measured time of each step [10s]"),
+    ("--warmup", "WARMUP", "2s", "load before each step is measured [2s]"),
+    ("--drain-timeout", "DRAIN_TIMEOUT", "15s", "wait for a step's last answers [15s]"),
+    ("--arrivals", "ARRIVALS", "poisson", "arrivals: poisson or constant [poisson]"),
+    ("--sweep-seed", "SEED", "1", "seed of the arrival times [1]"),
+    ("--require", "REQUIRE", "", "exit 1 when the knee is below this, e.g. 40rps"),
+    ("--out", "OUT", "sweep-reports/sweep", "report folder [sweep-reports/sweep]"),
+    ("--route", "ROUTE", "", "count this route in /metrics [default: --model]"),
+    ("--slo-max-fallback-share", "MAX_FALLBACK_SHARE", "", "break when more spill"),
+    ("--max-lag-ms", "MAX_LAG_MS", "1000", "p99 wait for a free user [1000]"),
+    ("--pool-seconds", "POOL_SECONDS", "4", "users = rate * this [4]"),
+    ("--min-users", "MIN_USERS", "8", "smallest pool of users [8]"),
+    ("--max-users", "MAX_USERS", "1000", "largest pool of users [1000]"),
+    ("--title", "TITLE", "Capacity sweep", "the reports' title"),
+)
+_DEST = {"--max": "sweep_max"}  # `max` would shadow the builtin where options are read
+
+
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     group = (
         parser.add_argument_group("capacity sweep (loadtests/sweep.py)")
         if isinstance(parser, argparse.ArgumentParser)
         else parser
     )
-    add = group.add_argument
-    add("--start", default=_env("START", "10"), help="first offered load, e.g. 10 or 10rps or 600rpm")
-    add("--step", default=_env("STEP", "+10"), help="coarse step: +N req/s or xF (a factor) [+10]")
-    add("--max", dest="sweep_max", default=_env("MAX", "200"), help="highest load tried [200 req/s]")
-    add("--resolution", default=_env("RESOLUTION", "0.05"), help="bisect until within this fraction [0.05]")
-    add("--max-steps", default=_env("MAX_STEPS", "20"), help="stop after this many steps [20]")
-    add("--step-time", default=_env("STEP_TIME", "10s"), help="measured time of each step [10s]")
-    add("--warmup", default=_env("WARMUP", "2s"), help="load before each step is measured [2s]")
-    add("--drain-timeout", default=_env("DRAIN_TIMEOUT", "15s"), help="wait for a step's last answers [15s]")
-    add("--arrivals", default=_env("ARRIVALS", "poisson"), help="arrivals: poisson or constant [poisson]")
-    add("--sweep-seed", default=_env("SEED", "1"), help="seed of the arrival times [1]")
-    add("--require", default=_env("REQUIRE", ""), help="exit 1 when the knee is below this, e.g. 40rps")
-    add("--out", default=_env("OUT", "sweep-reports/sweep"), help="report folder [sweep-reports/sweep]")
-    add(
+    for option, env, default, help_text in _OPTIONS:
+        extra = {"dest": _DEST[option]} if option in _DEST else {}
+        group.add_argument(option, default=_env(env, default), help=help_text, **extra)
+    group.add_argument(
         "--metrics",
         action="append",
         default=None,
         help="a sidecar's /metrics URL, repeatable for a fleet; 'none' to skip "
         "[default: the --host's /metrics]",
     )
-    add("--route", default=_env("ROUTE", ""), help="count this route in /metrics [default: --model]")
-    add("--slo-max-fallback-share", default=_env("MAX_FALLBACK_SHARE", ""), help="break when more spill")
-    add("--max-lag-ms", default=_env("MAX_LAG_MS", "1000"), help="p99 wait for a free user [1000]")
-    add("--pool-seconds", default=_env("POOL_SECONDS", "4"), help="users = rate * this [4]")
-    add("--min-users", default=_env("MIN_USERS", "8"), help="smallest pool of users [8]")
-    add("--max-users", default=_env("MAX_USERS", "1000"), help="largest pool of users [1000]")
-    add("--title", default=_env("TITLE", "Capacity sweep"), help="the reports' title")
 
 
 def _number(options: Any, attr: str, option: str, kind: type = float, low: float | None = None) -> Any:

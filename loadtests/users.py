@@ -37,7 +37,6 @@ from locust.runners import WorkerRunner
 
 from loadtests import settings as load_settings
 from loadtests import shapes, slo
-from loadtests.sse import SSEDecodeError, SSEParser
 from loadtests.validation import (
     Routing,
     StreamCheck,
@@ -45,6 +44,7 @@ from loadtests.validation import (
     error_summary,
     routing_from_headers,
 )
+from turnout.sse import SSEDecodeError, SSEParser
 
 __all__ = ["ChatUser"]
 
@@ -317,7 +317,7 @@ class ChatUser(HttpUser):
             elapsed_ms = (time.perf_counter() - start) * 1000
             # with stream=True Locust timed only the headers: report the whole stream instead
             response.request_meta["response_time"] = elapsed_ms
-            response.request_meta["response_length"] = parser.bytes_fed
+            response.request_meta["response_length"] = parser.bytes_seen
             problems = ([broken] if broken else []) + check.finish(cut_mid_event=parser.pending)
             _settle(response, problems, routing)
         if first is not None:

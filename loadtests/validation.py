@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadtests.sse import SSEEvent
+from turnout.sse import SSEEvent
 
 __all__ = [
     "Routing",

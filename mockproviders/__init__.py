@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from mockproviders._types import (
+from mockproviders.types import (
     AbortConnection,
     AnswerPatch,
     Clock,

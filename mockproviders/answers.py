@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockproviders._types import AnswerPatch
 from mockproviders.config import MockConfig, ScriptedAnswer
 from mockproviders.prompt_cache import Prompt
 from mockproviders.structured import ResponseFormat, structured_text, value_for_schema
@@ -25,6 +24,7 @@ from mockproviders.tokens import (
     split_tokens,
     stable_hash,
 )
+from mockproviders.types import AnswerPatch
 
 
 @dataclass(slots=True)

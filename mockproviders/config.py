@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mockproviders._validators import check_regex
 from mockproviders.batch.config import BatchConfig
-from turnout.problems import describe, yaml_problem
+from turnout.problems import describe
 
 ProviderName = Literal["openai", "anthropic", "mistral"]
 
@@ -249,15 +249,11 @@ def parse_config(data: Any, source: str = "<config>") -> MockConfig:
 
 def load_config(path: str | Path) -> MockConfig:
     """Read and validate a YAML configuration file."""
-    import yaml
+    from turnout.yamlfile import YAMLFileError, read_yaml
 
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the configuration file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: {yaml_problem(exc)}") from None
+        data = read_yaml(p, what="the configuration file")
+    except YAMLFileError as exc:
+        raise ConfigError(str(exc)) from None
     return parse_config(data, str(p))

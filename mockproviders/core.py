@@ -1,14 +1,14 @@
 """The request-handling core shared by the aiohttp server and the in-process transport.
 
 A front end calls :meth:`MockCore.dispatch` with the raw method, path, headers and body. The core
-parses them into a :class:`~mockproviders._types.MockRequest` (provider, endpoint, model, API key,
+parses them into a :class:`~mockproviders.types.MockRequest` (provider, endpoint, model, API key,
 stream) *before* the interceptors run, so a fault layer can target any of them; then it runs the
 interceptor chain, whose last link is the core's own answer, and records the outcome in the
 journal. Interceptors run in the order given; each gets ``call_next`` for the rest of the chain.
 
 Order of checks in the core's own answer, as the real APIs do: unknown path (404), API key (401),
 required headers (400), rate limit (429), body validation (400, Mistral 422), unknown model (404),
-then the answer, shaped by the request's :class:`~mockproviders._types.AnswerPatch` if any.
+then the answer, shaped by the request's :class:`~mockproviders.types.AnswerPatch` if any.
 Files and batch endpoints (OpenAI Batch, Anthropic Message Batches) pass the same checks up to
 the rate limit, then go to :attr:`MockCore.batches` (:mod:`mockproviders.batch`).
 """
@@ -21,15 +21,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any
 
 from mockproviders import ratelimit
-from mockproviders._types import (
-    AbortConnection,
-    Clock,
-    Handler,
-    Interceptor,
-    MockRequest,
-    MockResponse,
-    StreamEvent,
-)
 from mockproviders.answers import compose
 from mockproviders.batch.service import BatchService
 from mockproviders.clock import SystemClock
@@ -49,6 +40,15 @@ from mockproviders.providers.anthropic import AnthropicAPI
 from mockproviders.providers.openai import encode_base64
 from mockproviders.responses import ResponsesService
 from mockproviders.tokens import count_tokens, embedding_vector, stable_hash
+from mockproviders.types import (
+    AbortConnection,
+    Clock,
+    Handler,
+    Interceptor,
+    MockRequest,
+    MockResponse,
+    StreamEvent,
+)
 from turnout import safejson
 
 _JSON = {"content-type": "application/json"}

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from mockproviders._types import MockResponse, Provider, StreamEvent
 from mockproviders.tokens import stable_hash
+from mockproviders.types import MockResponse, Provider, StreamEvent
 
 FieldProblem = Literal["missing", "type", "value", "json", "extra"]
 

@@ -14,7 +14,7 @@ Two ways in:
   ``http_client``) reach the mock; other hosts are untouched. It patches the default httpx2 (and
   httpx) transports, see :mod:`mockproviders.intercept` for how and why.
 
-Transport faults: :class:`~mockproviders._types.AbortConnection` becomes ``httpx2.ReadError``
+Transport faults: :class:`~mockproviders.types.AbortConnection` becomes ``httpx2.ReadError``
 ("reset") or ``httpx2.RemoteProtocolError`` ("close"), as httpcore reports them on a socket;
 ``MockRequest.hold`` sleeps the request's read timeout on the core's clock, then raises
 ``httpx2.ReadTimeout``.
@@ -31,10 +31,10 @@ from typing import Any
 
 import httpx2
 
-from mockproviders._types import AbortConnection, MockResponse, StreamEvent
 from mockproviders.config import MockConfig
 from mockproviders.core import MockCore
 from mockproviders.journal import Journal
+from mockproviders.types import AbortConnection, MockResponse, StreamEvent
 
 DEFAULT_BASE_URLS = {
     "openai": "https://api.openai.com/v1",

@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mockproviders._types import Provider
 from mockproviders.config import RateLimit
+from mockproviders.types import Provider
 
 _DEFAULT = RateLimit()
 

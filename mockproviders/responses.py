@@ -18,7 +18,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mockproviders._types import MockRequest, MockResponse
 from mockproviders.answers import compose
 from mockproviders.errors import FieldError, error_response
 from mockproviders.providers._base import Usage
@@ -28,6 +27,7 @@ from mockproviders.providers.openai_responses import (
     render_response,
     stream_events,
 )
+from mockproviders.types import MockRequest, MockResponse
 
 if TYPE_CHECKING:
     from mockproviders.core import MockCore

@@ -5,7 +5,7 @@ Routes: ``/openai/{...}``, ``/anthropic/{...}``, ``/mistral/{...}`` (any method)
 (clear it), ``POST /_mock/reset`` (journal, arrival count, rate limits and prompt cache).
 Other paths are free for other layers (``chaos`` mounts ``/_chaos/``).
 
-Transport faults: :class:`~mockproviders._types.AbortConnection` ``"reset"`` sets SO_LINGER 0
+Transport faults: :class:`~mockproviders.types.AbortConnection` ``"reset"`` sets SO_LINGER 0
 and aborts (the client sees ECONNRESET); ``"close"`` closes the socket, mid-body if the body had
 begun (the client sees an incomplete chunked message). ``MockRequest.hold`` waits until the client
 disconnects.
@@ -22,9 +22,9 @@ from typing import Self
 
 from aiohttp import web
 
-from mockproviders._types import AbortConnection, Clock, Interceptor
 from mockproviders.config import MockConfig
 from mockproviders.core import MockCore
+from mockproviders.types import AbortConnection, Clock, Interceptor
 
 CORE_KEY = web.AppKey("mockproviders_core", MockCore)
 PROVIDER_PREFIXES = ("openai", "anthropic", "mistral")

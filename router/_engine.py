@@ -1,8 +1,8 @@
 """One request's journey through a route: gates, attempts, retries, fallbacks, hedging, records.
 
 :class:`RequestRun` walks the route's chain. For each deployment it asks the breaker and the rate
-limiter (a closed door is a *skip*, recorded), makes the attempt with limits capped by the
-request's :class:`~router.deadline.Deadline`, and on failure asks the
+limiter (:mod:`router._gate`; a closed door is a *skip*, recorded), makes the attempt with
+limits capped by the request's :class:`~router.deadline.Deadline`, and on failure asks the
 :class:`~router.retry.RetryPolicy` whether to try the same deployment again. Then:
 
 - a context-length error switches to the route's ``on_error.context_length`` chain if it has one;
@@ -12,20 +12,8 @@ request's :class:`~router.deadline.Deadline`, and on failure asks the
   refuse it too);
 - everything else falls back to the next deployment.
 
-When the chain runs out (every deployment tried failed, or was skipped) and some deployment of it
-was skipped because it is ejected (its breaker open), the request does not give up: it walks the
-ejected deployments past their breakers, the one most likely back (its probe due soonest) first:
-*panic mode*, as Envoy's panic threshold (with too few healthy hosts, health is ignored). A
-success there closes the breaker. Streamed requests also pass the
-deployment's stream health (its ``stream_breaker``), which only failures of a stream's body count
-against.
-
-Otherwise, when the chain runs out without a single attempt, every deployment having been skipped for a
-wait (a limiter block or bucket, a breaker tripped by a retry-after, a breaker cooldown or the
-probe that ends it), the request waits for the one that opens soonest and tries it, as long as
-that is within ``rate_limit_wait`` (in all) and before the deadline; otherwise it fails at once
-with :class:`~router.errors.Unavailable` and a ``retry_after`` of when the soonest one opens. A
-closed door is never waited for while another deployment of the chain is open.
+When the chain runs out, :mod:`router._chain_end` decides: panic mode past the breakers, a wait
+for the soonest door of a closed chain, or the error the caller sees.
 
 The kind of attempt (complete, stream up to its first token, buffered stream, embed) is a
 function passed in; this module does not know about streams. Exactly one
@@ -37,22 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 from router import errors as E
+from router._chain_end import exhausted, panic_order, soonest_open
+from router._gate import admit
 from router._runtime import BREAKER_COUNTS, STREAM_FAILURES, DeploymentRuntime, RoutePlan
 from router.adapters import CallOptions
-from router.breaker import CircuitBreaker
 from router.clock import Clock
 from router.cost import PriceTable
 from router.deadline import Deadline
 from router.headers import RateLimitSnapshot
 from router.hooks import RouterListener
-from router.ratelimit import estimate_tokens
 from router.retry import AttemptState
 from router.types import AttemptRecord, AuditRecord, Usage, WaitSource
 
@@ -63,22 +50,7 @@ AttemptFn = Callable[[DeploymentRuntime, CallOptions], Awaitable[T]]
 Discard = Callable[[T], Awaitable[Usage | None]]  # release a result nobody will use; its usage
 Prepare = Callable[[str, Any, list[str]], Any]  # (deployment, request, audit decisions) -> request
 
-_TINY_WAIT = 0.05  # a local limit that frees up this soon is waited for, not skipped
-_MIN_CHAIN_WAIT = 0.01  # each wait for a blocked chain takes at least this, so it cannot spin
 _HOLD_WITHOUT_RETRY_AFTER = 1.0  # seconds a deployment is held after 429s in a row that gave no time
-_MAX_SPREAD = 0.5  # seconds: waiters for a closed chain are spread over at most this once it opens
-
-
-class Gate(NamedTuple):
-    """The gate's verdict on one attempt: ``open`` (if not, the skip is recorded), the tokens taken
-    from the limiter for it and the seconds waited for the limiter."""
-
-    open: bool
-    estimate: int = 0
-    waited: float = 0.0
-
-
-CLOSED = Gate(False)
 
 
 @dataclass(slots=True)
@@ -217,7 +189,7 @@ class RequestRun:
                 if queue:
                     self.audit.decisions.append(f"{kind.value} on {name}: falling back to {queue[0]}")
             if not self.panic:
-                ejected = self._panic_order()
+                ejected = panic_order(self)
                 if ejected:
                     self.panic = True
                     self.audit.decisions.append(
@@ -227,9 +199,9 @@ class RequestRun:
                     queue = deque(ejected)
                     tried.difference_update(ejected)
                     continue
-            soonest = self._soonest()
+            soonest = soonest_open(self)
             if soonest is None:
-                raise self._exhausted()
+                raise exhausted(self)
             name, wait, source = soonest
             self.audit.decisions.append(
                 f"every deployment is closed for now; waiting {wait:.3g}s for {name} ({source})"
@@ -239,49 +211,6 @@ class RequestRun:
             waited = (wait, source)
             tried.discard(name)
             queue.append(name)
-
-    def _panic_order(self) -> list[str]:
-        """The deployments skipped because they are ejected (not held by a rate limit or a
-        provider's retry-after), the one whose probe is due soonest first."""
-        found: list[tuple[float, str]] = []
-        for name, opens in self.blocked.items():
-            if opens is not None and opens[1] != "cooldown":
-                continue
-            if self.deployments[name].limiter.blocked_for() > 0.0:
-                continue
-            found.append((opens[0] if opens is not None else float("-inf"), name))  # None: probe out
-        found.sort(key=lambda f: f[0])
-        return [name for _, name in found]
-
-    def _soonest(self) -> tuple[str, float, WaitSource] | None:
-        """The skipped deployment to wait for, when nothing was attempted and the soonest one
-        opens within what is left of ``rate_limit_wait`` and of the deadline; else None."""
-        if self.attempts or not self.blocked:
-            return None
-        budget = self.rate_limit_wait - self.chain_waited
-        if budget <= 0.0:
-            return None
-        now = self.clock.now()
-        best: tuple[str, float, WaitSource] | None = None
-        for name, opens in self.blocked.items():
-            if opens is not None and (best is None or opens[0] - now < best[1]):
-                best = (name, opens[0] - now, opens[1])
-        if best is None:
-            return None
-        name, wait, source = best
-        wait = max(wait, _MIN_CHAIN_WAIT)
-        left = self.deadline.remaining()
-        if wait > budget or (left is not None and wait >= left):
-            return None
-        # Requests that wait for the same door spread over a short while after it opens instead
-        # of arriving together, as a herd; within the wait budget and the deadline.
-        room = min(
-            _MAX_SPREAD, wait * 0.25, budget - wait, float("inf") if left is None else (left - wait) / 2
-        )
-        if room > 0.0:
-            rng = self.plan.policy.rng
-            wait += (rng.random() if rng is not None else random.random()) * room
-        return name, wait, source
 
     async def _hedged(
         self,
@@ -341,68 +270,11 @@ class RequestRun:
         won.rt.limiter.commit(won.estimate, usage.total_tokens if usage is not None else 0)
         self.finish_record(won.record, won.rt, usage)
 
-    async def _gate(self, rt: DeploymentRuntime) -> Gate:
-        """Breaker and limiter: may ``rt`` be tried now (a skip is recorded when not)?"""
-        if rt.shared is not None and not self.panic:  # shared state; False: the store is down, go local
-            shared = await rt.shared.gate(self, rt)
-            if shared is None:
-                return CLOSED
-            if shared is not False:
-                return Gate(True, *shared)
-        breaker = rt.breaker
-        if self.panic:
-            pass  # panic mode: past the breakers, once (see the module docstring)
-        elif not breaker.allow():
-            self._closed(rt, breaker, "circuit breaker")
-            return CLOSED
-        elif self.streamed and not rt.stream_breaker.allow():
-            breaker.release_probe()
-            self._closed(rt, rt.stream_breaker, "ejected for streams")
-            return CLOSED
-        limiter = rt.limiter
-        estimate = 0
-        if limiter.tpm is not None:
-            estimate = estimate_tokens(self.text_chars(), self.tokens_hint or rt.deployment.max_tokens)
-        waited = 0.0
-        while True:
-            wait = limiter.try_acquire(estimate)
-            if wait == 0.0:
-                return Gate(True, estimate, waited)
-            left = self.deadline.remaining()
-            # Longer waits are not taken here: another deployment may be open now; the chain
-            # waits (run) only once every deployment has turned out to be closed.
-            if wait > _TINY_WAIT or (left is not None and wait >= left):
-                self._release(rt)
-                self.skip(rt, f"local rate limit, retry in {wait:.3g}s", wait, "rate-limit")
-                return CLOSED
-            try:
-                await self.clock.sleep(wait)
-            except asyncio.CancelledError:
-                self._release(rt)
-                raise
-            waited += wait
-
-    def _release(self, rt: DeploymentRuntime) -> None:
+    def release(self, rt: DeploymentRuntime) -> None:
         """The probes this request may hold on ``rt`` end without a verdict."""
         rt.breaker.release_probe()
         if self.streamed:
             rt.stream_breaker.release_probe()
-
-    def _closed(self, rt: DeploymentRuntime, breaker: CircuitBreaker, what: str) -> None:
-        """Record the skip of ``rt`` whose ``breaker`` is closed to this request."""
-        now = self.clock.now()  # read only for a closed door: the open one needs no time
-        retry_at = breaker.retry_at
-        source: WaitSource = "retry-after" if breaker.asked else "cooldown"
-        if retry_at is None:  # half-open, another request's probe in flight: it answers soon
-            wait = _TINY_WAIT
-            msg = f"{what} half-open, probe in flight"
-        else:
-            wait = max(0.0, retry_at - now)
-            held = rt.limiter.blocked_for()  # when the breaker opens, the limiter may still hold
-            if held > wait:
-                wait, source = held, "rate-limit"
-            msg = f"{what} open, retry in {wait:.3g}s"
-        self.skip(rt, msg, wait, source)
 
     def skip(self, rt: DeploymentRuntime, message: str, wait: float | None, source: WaitSource) -> None:
         """Record that ``rt`` was not tried; ``wait``: seconds until it opens, if known."""
@@ -450,7 +322,7 @@ class RequestRun:
         while True:
             if self.deadline.expired():
                 return self._deadline_error(None)
-            gate = await self._gate(rt)
+            gate = await admit(self, rt)
             if not gate.open:
                 return None
             _, estimate, waited = gate
@@ -492,7 +364,7 @@ class RequestRun:
                 wait, source = decision.wait, decision.source
                 continue
             except asyncio.CancelledError:
-                self._release(rt)
+                self.release(rt)
                 rt.limiter.refund(estimate)
                 record.outcome = "cancelled"
                 self.finish_record(record, rt, None)
@@ -545,7 +417,7 @@ class RequestRun:
         """Record a failed attempt and tell the breaker and limiter; the error to act on."""
         kind = exc.kind
         if isinstance(exc, E.TransportError) and self.deadline.expired():
-            self._release(rt)  # the request's budget, not the provider, ended it
+            self.release(rt)  # the request's budget, not the provider, ended it
             err: E.RouterError = self._deadline_error(exc)
             kind = err.kind
         else:
@@ -571,48 +443,3 @@ class RequestRun:
         record.message = exc.message
         self.finish_record(record, rt, None)
         return err
-
-    def _exhausted(self) -> E.RouterError:
-        errors = self.errors
-        now = self.clock.now()
-        hints: list[float] = []
-        for name in dict.fromkeys(e.model for e in errors if e.model):
-            rt = self.deployments.get(name)
-            if rt is None:
-                continue
-            # A skip's own retry_after was measured when it was made: use when it opens instead.
-            known = [
-                e.retry_after
-                for e in errors
-                if e.model == name and e.retry_after is not None and not isinstance(e, E.Unavailable)
-            ]
-            opens = self.blocked.get(name)
-            if opens is not None:
-                known.append(max(0.0, opens[0] - now))
-            retry_at = rt.breaker.retry_at
-            if retry_at is not None:
-                known.append(max(0.0, retry_at - now))
-            if known:
-                hints.append(max(known))
-        retry_after = min(hints) if hints else None
-        if not errors:
-            return E.Unavailable(f"route {self.plan.name!r} has no deployment left to try")
-        if self.attempts == 0:
-            detail = "; ".join(f"{e.model}: {e.message}" for e in errors)
-            return E.Unavailable(
-                f"no deployment of {self.plan.name!r} is available ({detail})", retry_after=retry_after
-            )
-        last = next((e for e in reversed(errors) if not isinstance(e, E.Unavailable)), errors[-1])
-        exc = E.AllAttemptsFailed(
-            f"all {self.attempts} attempts on {self.plan.name!r} failed; last: {last.model}: {last.message}",
-            errors=list(errors),
-            provider=last.provider,
-            model=last.model,
-            status=last.status,
-            retry_after=retry_after,
-            error_type=last.error_type,
-        )
-        statuses = {e.http_status for e in errors}
-        if len(statuses) == 1:
-            exc.http_status = statuses.pop()
-        return exc

@@ -39,7 +39,7 @@ from router.types import AuditRecord, ChatRequest, Usage
 
 if TYPE_CHECKING:
     from router.patterns.config import BudgetConfig
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 __all__ = ["Budget", "Budgets", "MemorySpend", "SpendStore", "period_bounds", "usd"]
 
@@ -163,7 +163,7 @@ class Budgets:
     def names(self) -> list[str]:
         return []
 
-    def estimate(self, router: Router, chain: Sequence[str], request: ChatRequest) -> float:
+    def estimate(self, router: RouterService, chain: Sequence[str], request: ChatRequest) -> float:
         """What the request may cost: the dearest deployment of ``chain`` at full output."""
         tokens_in = input_tokens(request)
         worst = 0.0

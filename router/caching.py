@@ -33,7 +33,7 @@ from router.patterns.planner import Prepare as PrepareFn
 from router.types import AuditRecord, ChatRequest, TextPart
 
 if TYPE_CHECKING:
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 __all__ = ["CacheConfig", "CacheSteps", "Holder", "mark_prefixes"]
 
@@ -126,7 +126,7 @@ class CacheSteps:
                 )
         ctx.finishes.append(self._remember(ctx.router, conversation, held))
 
-    def _remember(self, router: Router, conversation: str, held: Holder | None) -> FinishFn:
+    def _remember(self, router: RouterService, conversation: str, held: Holder | None) -> FinishFn:
         def finish(audit: AuditRecord) -> None:
             winner = audit.winner
             if winner is None:
@@ -148,7 +148,7 @@ class CacheSteps:
         return finish
 
     @staticmethod
-    def _markers(router: Router, min_tokens: int) -> PrepareFn:
+    def _markers(router: RouterService, min_tokens: int) -> PrepareFn:
         def prepare(deployment: str, request: ChatRequest, decisions: list[str]) -> ChatRequest:
             if not PROVIDERS[router.deployment(deployment).deployment.kind].marks_cache:
                 return request

@@ -25,15 +25,11 @@ touches pydantic.
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from router.adapters import PROVIDERS
-from router.deadline import parse_duration_value
 from router.patterns.config import (
     BudgetConfig,
     CacheConfig,
@@ -42,7 +38,9 @@ from router.patterns.config import (
     RuleSetConfig,
 )
 from router.patterns.config import cross_check as _patterns_cross_check
-from turnout.problems import describe, yaml_problem
+from turnout.durations import Duration  # seconds; accepts "60s", "200ms", 1.5
+from turnout.problems import describe
+from turnout.yamlfile import YAMLFileError, read_yaml, substitute_env
 
 __all__ = [
     "BreakerConfig",
@@ -67,7 +65,6 @@ class ConfigError(Exception):
     """A configuration that cannot be used; the message names the file, the field and the reason."""
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration_value)]  # seconds; accepts "60s", "200ms", 1.5
 if TYPE_CHECKING:
     ProviderKind = str
 else:  # the registry's kinds, so a bad one is told the choices ("'bard' is not one of 'openai', ...")
@@ -370,85 +367,21 @@ def parse_config(data: dict[str, Any], *, source: str = "<config>") -> RouterCon
     return cfg
 
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def unset_placeholder(name: str) -> str:
-    """What an unset ``${NAME}`` reads as when unset variables are allowed (``serve --check``): a
-    string any key, token or URL field accepts, so the rest of the file is still validated."""
-    return f"http://unset.invalid/{name}"
-
-
-def _substitute(value: Any, path: str, source: str, unset: list[str] | None = None) -> Any:
-    if isinstance(value, str) and "${" in value:
-
-        def repl(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            found = os.environ.get(name)
-            if found is not None:
-                return found
-            if default is not None:
-                return default
-            if unset is not None:
-                unset.append(f"{name} ({path or '<root>'})")
-                return unset_placeholder(name)
-            raise ConfigError(f"{source}: {path or '<root>'}: environment variable {name} is not set")
-
-        return _ENV.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), source, unset) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, f"{path}[{i}]", source, unset) for i, v in enumerate(value)]
-    return value
-
-
-_MAX_DEPTH = 64  # far deeper than any configuration; deeper is an accident or an attack
-
-
-def _check_tree(data: Any, source: str) -> None:
-    """Refuse a document that refers to itself (a recursive alias) or nests too deeply: every
-    later walk over it (``${ENV}`` substitution, validation) would recurse without end."""
-    stack: list[tuple[Any, int, frozenset[int]]] = [(data, 0, frozenset())]
-    while stack:
-        node, depth, above = stack.pop()
-        if not isinstance(node, dict | list):
-            continue
-        if id(node) in above:
-            raise ConfigError(f"{source}: not usable: an alias refers to a mapping or list that holds it")
-        if depth >= _MAX_DEPTH:
-            raise ConfigError(f"{source}: not usable: nested more than {_MAX_DEPTH} levels deep")
-        inner = above | {id(node)}
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1, inner) for child in children)
-
-
 def load_yaml(path: str | os.PathLike[str], unset: list[str] | None = None) -> dict[str, Any]:
     """Read a YAML mapping and substitute ``${VAR}`` and ``${VAR:-default}`` in its strings.
 
     A ``${VAR}`` that is not set is an error, unless ``unset`` is a list: then it is appended there
-    (as ``VAR (field)``) and the value reads as :func:`unset_placeholder`."""
+    (as ``VAR (field)``) and the value reads as :func:`turnout.yamlfile.unset_placeholder`."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # turnout.problems' wording, shared by every file type; it never quotes the line (a key)
-        raise ConfigError(f"{source}: {yaml_problem(exc)}") from None
-    except RecursionError:
-        raise ConfigError(f"{source}: not usable: nested more than {_MAX_DEPTH} levels deep") from None
-    except ValueError as exc:  # an integer longer than the interpreter converts (4,300 digits)
-        raise ConfigError(f"{source}: not usable: {str(exc).split(':')[0]}") from None
-    _check_tree(data, source)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the configuration must be a mapping, not {type(data).__name__}")
-    result: dict[str, Any] = _substitute(data, "", source, unset)
+        data = read_yaml(path)
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: the configuration must be a mapping, not {type(data).__name__}")
+        result: dict[str, Any] = substitute_env(data, source=source, unset=unset)
+    except YAMLFileError as exc:
+        raise ConfigError(str(exc)) from None
     return result
 
 

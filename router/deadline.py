@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from router.clock import SYSTEM_CLOCK, Clock
-from router.headers import parse_duration
+from turnout.durations import parse_duration
 
-__all__ = ["Deadline", "Timeouts", "parse_duration_value"]
+__all__ = ["Deadline", "Timeouts"]
 
 
 class Deadline:
@@ -56,32 +56,6 @@ class Deadline:
         return f"Deadline(total={self.total!r}, remaining={self.remaining()!r})"
 
 
-_HINT = "expected seconds as a number, or a string such as '60s', '1.5s', '200ms', '2m' or '1m30s'"
-
-
-def parse_duration_value(value: str | float | int) -> float:
-    """Seconds in a configuration value: a number (seconds) or a string such as ``"60s"``,
-    ``"1.5s"``, ``"200ms"``, ``"2m"``, ``"1h"``, ``"1m30s"`` or ``"3"``.
-
-    Raises :class:`ValueError` naming the value for anything else, and for negative values.
-    """
-    if isinstance(value, bool):  # bool is an int, but `timeout: true` is a mistake
-        raise ValueError(f"invalid duration {value!r}: {_HINT}")
-    if isinstance(value, int | float):
-        number = float(value)
-        if not math.isfinite(number) or number < 0:
-            raise ValueError(f"invalid duration {value!r}: must be a finite number >= 0 seconds")
-        return number
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("-"):
-            raise ValueError(f"invalid duration {value!r}: must not be negative")
-        seconds = parse_duration(text)
-        if seconds is not None:
-            return seconds
-    raise ValueError(f"invalid duration {value!r}: {_HINT}")
-
-
 @dataclass(slots=True, frozen=True)
 class Timeouts:
     """Time limits in seconds; ``None`` means no limit.
@@ -116,7 +90,7 @@ class Timeouts:
         parsed: dict[str, float | None] = {}
         for key, raw in values.items():
             try:
-                parsed[key] = None if raw is None else parse_duration_value(raw)
+                parsed[key] = None if raw is None else parse_duration(raw)
             except ValueError as e:
                 raise ValueError(f"timeouts.{key}: {e}") from None
         return cls(**parsed)

@@ -12,12 +12,14 @@ Which headers a provider sends is a fact about that provider: each module of
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+# Go's time.Duration strings (OpenAI's resets: "6ms", "6m0s"), read by the grammar every package shares.
+from turnout.durations import read_duration as parse_duration
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -103,52 +105,6 @@ def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
     if value == "false":
         return False
     return None
-
-
-# Go's time.Duration.String() format, which OpenAI uses for resets: "6ms", "1s", "6m0s", "1h2m3.5s".
-# The common shapes match _COMMON in one pass; the general grammar (any units, in any order,
-# such as "1.5h" or "300us") is the slower fallback.
-_COMMON = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)(s|ms))?")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|h|m|s)")
-_DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|h|m|s))+")
-# (multiplier, divisor): dividing sub-second units keeps "6ms" == 6 / 1000 exactly.
-_UNIT = {
-    "ns": (1.0, 1e9),
-    "us": (1.0, 1e6),
-    "µs": (1.0, 1e6),
-    "μs": (1.0, 1e6),
-    "ms": (1.0, 1e3),
-    "s": (1.0, 1.0),
-    "m": (60.0, 1.0),
-    "h": (3600.0, 1.0),
-}
-
-
-def parse_duration(s: str | None) -> float | None:
-    """Seconds in a Go-style duration (``"6ms"``, ``"1s"``, ``"6m0s"``, ``"1h2m3.5s"``) or a bare
-    number of seconds (``"20"``); ``None`` for anything else, including negative durations."""
-    if s is None:
-        return None
-    s = s.strip()
-    if not s:
-        return None
-    last = s[-1]
-    if last.isdigit() or last == ".":
-        return _float(s)
-    m = _COMMON.fullmatch(s)
-    if m is not None:
-        h, mins, secs, unit = m.groups()
-        total = float(secs) / 1000.0 if unit == "ms" else float(secs or 0.0)
-        if h is not None or mins is not None:
-            total += int(h or 0) * 3600 + int(mins or 0) * 60
-        return total if math.isfinite(total) else None
-    if _DURATION.fullmatch(s) is None:
-        return None
-    total = 0.0
-    for number, unit in _DURATION_PART.findall(s):
-        mul, div = _UNIT[unit]
-        total += float(number) * mul / div
-    return total if math.isfinite(total) else None
 
 
 @dataclass(slots=True)

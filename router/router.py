@@ -100,7 +100,7 @@ class Router:
         ):
             from router.patterns.planner import planner_from_config
 
-            self._planner = planner_from_config(config, self)
+            self._planner = planner_from_config(config, self, self.state_store)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Router:

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chaos._duration import Duration
 from chaos.drill.record import CLEAN, Observations, RequestRecord
 from chaos.drill.timeref import TimeRef, TimeRefField, Windows
+from turnout.durations import Duration
 
 
 @dataclass(slots=True)

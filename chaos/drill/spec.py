@@ -31,20 +31,18 @@ with a :class:`DrillError` naming the file, each bad field's dotted path and the
 from __future__ import annotations
 
 import copy
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from chaos._duration import Duration
 from chaos.drill.checks import AnyCheck
 from chaos.drill.timeref import TimeRef, TimeRefField, Windows, scale_scenario
 from chaos.scenario import Scenario, ScenarioError, library, load_scenario, parse_scenario
-from turnout.problems import describe, yaml_problem
+from turnout.durations import Duration
+from turnout.problems import describe
+from turnout.yamlfile import YAMLFileError, read_yaml, substitute_env
 
 PLACEHOLDER_URL = "http://127.0.0.1:9"  # validates a config before the mock's port is known
 DEFAULT_PROMPTS = (
@@ -183,7 +181,13 @@ class LoadedDrill:
 
     def router_config_data(self, mock_url: str) -> dict[str, Any]:
         """The router configuration with ``${MOCK_URL}`` (and ``${ENV}``) filled in."""
-        return _substitute(self.router_data, mock_url, self.source)
+        try:
+            data: dict[str, Any] = substitute_env(
+                self.router_data, source=self.source, path="router.config", fixed={"MOCK_URL": mock_url}
+            )
+        except YAMLFileError as exc:
+            raise DrillError(str(exc)) from None
+        return data
 
 
 # --- loading -------------------------------------------------------------------------------------
@@ -207,38 +211,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _substitute(value: Any, mock_url: str, source: str) -> Any:
-    if isinstance(value, str) and "${" in value:
-
-        def repl(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name == "MOCK_URL":
-                return mock_url
-            found = os.environ.get(name, default)
-            if found is None:
-                raise DrillError(f"{source}: router.config: environment variable {name} is not set")
-            return found
-
-        return _ENV.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, mock_url, source) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, mock_url, source) for v in value]
-    return value
-
-
 def _read_yaml(path: Path, what: str, source: str) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DrillError(f"{source}: cannot read the {what} {path}: {exc.strerror or exc}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DrillError(f"{path}: {yaml_problem(exc)}") from None
+        return read_yaml(path, what=f"the {what}")
+    except YAMLFileError as exc:
+        raise DrillError(str(exc) if str(path) == source else f"{source}: {exc}") from None
 
 
 def _scenario(spec: DrillSpec, base: Path, source: str) -> Scenario:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from chaos.drill.record import Upstream
-from mockproviders._types import AbortConnection, Handler, MockRequest, MockResponse, StreamEvent
+from mockproviders.types import AbortConnection, Handler, MockRequest, MockResponse, StreamEvent
 
 TAG = "turnout-drill #{}"
 _TAG_RE = re.compile(rb"turnout-drill #(\d+)")

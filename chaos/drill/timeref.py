@@ -21,8 +21,8 @@ from typing import Annotated, Any
 
 from pydantic import PlainSerializer, PlainValidator
 
-from chaos._duration import parse_duration
 from chaos.scenario import Scenario
+from turnout.durations import parse_duration
 
 _REF = re.compile(
     r"^(?:(?P<anchor>faults|rule:(?P<rule>[A-Za-z0-9_.:@-]+))\.(?P<edge>start|end))"

@@ -5,7 +5,7 @@ trigger) live in :class:`chaos.rules.Rule`. A fault class declares its parameter
 (``Params``, a pydantic model), its family, and implements :meth:`Fault.apply`, which receives
 the request, the rest of the chain (``call_next``) and a :class:`FaultContext`. It may answer
 without calling ``call_next`` (a status error), delay, raise
-:class:`~mockproviders._types.AbortConnection`, set ``request.patch``, or call ``call_next`` and
+:class:`~mockproviders.types.AbortConnection`, set ``request.patch``, or call ``call_next`` and
 wrap ``response.stream``.
 
 Faults register themselves by name in :data:`REGISTRY` with the :func:`register` decorator.
@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from chaos._draw import uniform
-from mockproviders._types import Clock, Handler, MockRequest, MockResponse
+from mockproviders.types import Clock, Handler, MockRequest, MockResponse
 
 Family = Literal["connection", "status", "stream", "completion"]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mockproviders import errors as mock_errors
-from mockproviders._types import MockResponse, Provider, StreamEvent
+from mockproviders.types import MockResponse, Provider, StreamEvent
 
 
 def error_response(

@@ -1,6 +1,6 @@
 """Bad completions: a normal 200 whose content is wrong in a way a client must handle.
 
-They set ``request.patch`` (an :class:`~mockproviders._types.AnswerPatch`) and the mock's core
+They set ``request.patch`` (an :class:`~mockproviders.types.AnswerPatch`) and the mock's core
 renders the patched answer, streamed or not, in the provider's own format. Through the proxy the
 upstream's answer cannot be patched, so there these faults never apply (``ChaosEngine.can_patch``).
 """
@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from chaos.faults._base import Fault, FaultContext, FaultParams, register
-from mockproviders._types import AnswerPatch, Handler, MockRequest, MockResponse
+from mockproviders.types import AnswerPatch, Handler, MockRequest, MockResponse
 
 _COMPLETIONS = frozenset({"chat", "messages", "responses"})
 

@@ -15,9 +15,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from chaos._duration import Duration
 from chaos.faults._base import Fault, FaultContext, FaultParams, register
-from mockproviders._types import AbortConnection, Handler, MockRequest, MockResponse
+from mockproviders.types import AbortConnection, Handler, MockRequest, MockResponse
+from turnout.durations import Duration
 
 
 @register

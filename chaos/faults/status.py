@@ -14,10 +14,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from chaos._duration import MAX_SECONDS, Duration
 from chaos.faults._base import Fault, FaultContext, FaultParams, register
 from chaos.faults._bodies import error_response
-from mockproviders._types import Handler, MockRequest, MockResponse, Provider
+from mockproviders.types import Handler, MockRequest, MockResponse, Provider
+from turnout.durations import MAX_SECONDS, Duration
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")

@@ -14,10 +14,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from chaos._duration import Duration
 from chaos.faults._base import Fault, FaultContext, FaultParams, register
 from chaos.faults._bodies import stream_error_event
-from mockproviders._types import AbortConnection, Handler, MockRequest, MockResponse, StreamEvent
+from mockproviders.types import AbortConnection, Handler, MockRequest, MockResponse, StreamEvent
+from turnout.durations import Duration
 
 Events = AsyncIterator[StreamEvent]
 _TAIL = frozenset({"finish", "usage", "done"})

@@ -14,10 +14,10 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mockproviders._types import MockRequest, MockResponse
 from mockproviders.batch.lifecycle import Batch, Item
 from mockproviders.batch.openai import query_params
 from mockproviders.errors import FieldError, error_response, field_error_response
+from mockproviders.types import MockRequest, MockResponse
 
 if TYPE_CHECKING:
     from mockproviders.batch.service import BatchService

@@ -21,29 +21,17 @@ This module imports only the leaf :mod:`mockproviders._validators` from the rest
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mockproviders._validators import check_regex
+from turnout.durations import Duration, parse_duration
 
 __all__ = ["BatchConfig", "FailRule", "parse_duration"]
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-
-
-def parse_duration(value: Any) -> Any:
-    """Seconds from a number or a string such as ``"10ms"``, ``"1.5s"``, ``"24h"``."""
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m is None:
-            raise ValueError(f"not a duration: {value!r} (use a number of seconds, or e.g. 10ms, 1s, 24h)")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+# Seconds from a number or a string such as "10ms", "1.5s", "24h", "1d" (turnout's one grammar).
+Seconds = Duration
 
 
 class FailRule(BaseModel):

@@ -15,10 +15,10 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from mockproviders._types import MockRequest, MockResponse
 from mockproviders.batch.lifecycle import Batch, Item
 from mockproviders.batch.multipart import FormError, parse_form
 from mockproviders.errors import FieldError, error_response, field_error_response
+from mockproviders.types import MockRequest, MockResponse
 
 if TYPE_CHECKING:
     from mockproviders.batch.service import BatchService, StoredFile

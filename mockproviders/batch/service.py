@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mockproviders._types import MockRequest, MockResponse
 from mockproviders.batch.lifecycle import Batch, Item
 from mockproviders.errors import error_payload
 from mockproviders.tokens import stable_hash
+from mockproviders.types import MockRequest, MockResponse
 
 if TYPE_CHECKING:
     from mockproviders.core import MockCore

@@ -11,9 +11,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from mockproviders._types import Endpoint, MockResponse, Provider, StreamEvent
 from mockproviders.answers import ChatQuery, Choice
 from mockproviders.errors import FieldError
+from mockproviders.types import Endpoint, MockResponse, Provider, StreamEvent
 
 Loc = Sequence[str | int]
 

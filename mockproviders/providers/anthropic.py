@@ -12,7 +12,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from mockproviders._types import Endpoint, MockResponse, Provider, StreamEvent
 from mockproviders.answers import ChatQuery, Choice
 from mockproviders.errors import FieldError, error_response
 from mockproviders.prompt_cache import build_prompt
@@ -32,6 +31,7 @@ from mockproviders.providers._base import (
 )
 from mockproviders.structured import anthropic_output_format
 from mockproviders.tokens import split_tokens, text_parts
+from mockproviders.types import Endpoint, MockResponse, Provider, StreamEvent
 from turnout import safejson
 
 FINISH = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from mockproviders._types import Endpoint, MockResponse, Provider, StreamEvent
 from mockproviders.answers import ChatQuery, Choice
 from mockproviders.errors import FieldError, error_response
 from mockproviders.providers._base import (
@@ -31,6 +30,7 @@ from mockproviders.providers._base import (
 from mockproviders.providers.openai import OpenAIAPI, embedding_inputs, parse_messages
 from mockproviders.structured import openai_chat_format
 from mockproviders.tokens import split_tokens
+from mockproviders.types import Endpoint, MockResponse, Provider, StreamEvent
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 FINISH = {"content_filter": "stop", "refusal": "stop"}

@@ -7,7 +7,6 @@ import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from mockproviders._types import Endpoint, MockResponse, Provider, StreamEvent
 from mockproviders.answers import ChatQuery, Choice
 from mockproviders.errors import FieldError, error_response
 from mockproviders.providers._base import (
@@ -26,6 +25,7 @@ from mockproviders.providers._base import (
 )
 from mockproviders.structured import ResponseFormat, check_strict, mentions_json, openai_chat_format
 from mockproviders.tokens import split_tokens, text_parts
+from mockproviders.types import Endpoint, MockResponse, Provider, StreamEvent
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 FINISH = {"refusal": "stop"}  # neutral -> OpenAI, where they differ; others pass through

@@ -22,12 +22,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockproviders._types import EventKind, StreamEvent
 from mockproviders.answers import ChatQuery, Choice
 from mockproviders.errors import FieldError
 from mockproviders.providers._base import Usage, body_object, dumps, expect, need, opt, opt_int, opt_number
 from mockproviders.structured import check_strict, mentions_json, responses_text_format
 from mockproviders.tokens import split_tokens, text_parts
+from mockproviders.types import EventKind, StreamEvent
 
 _ROLES = ("user", "assistant", "system", "developer")
 _ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning", "item_reference")

@@ -26,7 +26,6 @@ from router import errors as E
 from router.adapters.base import AdapterEvent, CallOptions, Deployment, StreamAccumulator
 from router.classify import classify_response, malformed
 from router.clock import SYSTEM_CLOCK, Clock
-from router.sse import SSEEvent, SSEParser
 from router.transport import MAX_BODY, HttpPool, Request, Response, Transport
 from router.types import (
     ChatRequest,
@@ -38,6 +37,7 @@ from router.types import (
     ToolCallDelta,
 )
 from turnout import safejson
+from turnout.sse import SSEEvent, SSEParser
 
 # What a codec's translation raises on a reply of an unexpected shape (a number where text was
 # due, ``1e400`` tokens): a malformed reply, which falls back like any other, never a crash.

@@ -25,7 +25,6 @@ from router.adapters.base import Deployment, StreamAccumulator, token_count
 from router.adapters.provider import Provider
 from router.classify import classify_stream_error, malformed
 from router.headers import RateLimitDialect, RateLimitSnapshot, rfc3339_in, snapshot
-from router.sse import SSEEvent
 from router.types import (
     ChatRequest,
     ChatResponse,
@@ -39,6 +38,7 @@ from router.types import (
     Usage,
 )
 from turnout import safejson
+from turnout.sse import SSEEvent
 
 VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096

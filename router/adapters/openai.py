@@ -16,7 +16,6 @@ from router.adapters.base import Deployment, StreamAccumulator, token_count
 from router.adapters.provider import Provider
 from router.classify import classify_stream_error, malformed
 from router.headers import RateLimitDialect, RateLimitSnapshot, parse_duration, snapshot
-from router.sse import SSEEvent
 from router.structured import to_openai
 from router.types import (
     ChatRequest,
@@ -32,6 +31,7 @@ from router.types import (
     Usage,
 )
 from turnout import safejson
+from turnout.sse import SSEEvent
 
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",

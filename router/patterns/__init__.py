@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from router.patterns.pipeline import Pipeline, PipelineResult, Stage, StageResult
     from router.patterns.planner import PlanContext, Planned, Planner, PlanStep
     from router.patterns.rules import RoutingRules, Rule
+    from router.patterns.service import RouterService
 
 _LAZY = {
     "Cascade": "cascade",
@@ -61,6 +62,7 @@ _LAZY = {
     "Planner": "planner",
     "Rule": "rules",
     "RoutingRules": "rules",
+    "RouterService": "service",
 }
 
 __all__ = [
@@ -77,6 +79,7 @@ __all__ = [
     "PlanStep",
     "Planned",
     "Planner",
+    "RouterService",
     "RoutingRules",
     "Rule",
     "Stage",

@@ -15,12 +15,12 @@ from router.hooks import BaseListener
 from router.types import AuditRecord, Usage
 
 if TYPE_CHECKING:
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 _CAPTURE: contextvars.ContextVar[list[AuditRecord] | None] = contextvars.ContextVar(
     "turnout_pattern_records", default=None
 )
-_INSTALLED: weakref.WeakSet[Router] = weakref.WeakSet()
+_INSTALLED: weakref.WeakSet[RouterService] = weakref.WeakSet()
 
 
 class _Catcher(BaseListener):
@@ -30,7 +30,7 @@ class _Catcher(BaseListener):
             records.append(record)
 
 
-def ensure_catcher(router: Router) -> None:
+def ensure_catcher(router: RouterService) -> None:
     if router not in _INSTALLED:
         router.add_listener(_Catcher())
         _INSTALLED.add(router)
@@ -71,7 +71,7 @@ def total_cost(records: list[AuditRecord]) -> float | None:
 class PatternRun:
     """One run of a pattern: its start, its sub-records and its decisions, then one summary record."""
 
-    def __init__(self, router: Router, name: str, candidates: list[str]) -> None:
+    def __init__(self, router: RouterService, name: str, candidates: list[str]) -> None:
         ensure_catcher(router)
         self.router = router
         self.name = name

@@ -15,7 +15,7 @@ from router.types import ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
     from router.patterns.config import PatternConfig
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 __all__ = ["PatternStep", "build_pattern"]
 
@@ -24,7 +24,7 @@ class Pattern(Protocol):
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
 
 
-def build_pattern(name: str, config: PatternConfig, router: Router) -> Cascade | Ensemble | Pipeline:
+def build_pattern(name: str, config: PatternConfig, router: RouterService) -> Cascade | Ensemble | Pipeline:
     if config.cascade is not None:
         c = config.cascade
         return Cascade(router, c.tiers, [check_from_config(k, router) for k in c.checks], name=name)
@@ -44,7 +44,7 @@ class PatternStep:
         self.patterns = dict(patterns)
 
     @classmethod
-    def from_config(cls, patterns: Mapping[str, PatternConfig], router: Router) -> PatternStep:
+    def from_config(cls, patterns: Mapping[str, PatternConfig], router: RouterService) -> PatternStep:
         return cls({name: build_pattern(name, p, router) for name, p in patterns.items()})
 
     def names(self) -> list[str]:

@@ -25,7 +25,7 @@ from router.patterns.checks import Check
 from router.types import ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 __all__ = ["Cascade", "CascadeResult", "CascadeSummary", "TierOutcome"]
 
@@ -61,7 +61,7 @@ class CascadeResult:
 
 class Cascade:
     def __init__(
-        self, router: Router, tiers: Sequence[str], checks: Sequence[Check], *, name: str = "cascade"
+        self, router: RouterService, tiers: Sequence[str], checks: Sequence[Check], *, name: str = "cascade"
     ):
         if len(tiers) < 2:
             raise ValueError("a cascade needs at least two tiers")

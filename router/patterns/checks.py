@@ -26,7 +26,7 @@ from router.types import ChatRequest, ChatResponse, Message
 
 if TYPE_CHECKING:
     from router.patterns.config import CheckConfig
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 __all__ = [
     "Check",
@@ -184,7 +184,7 @@ _NUMBER = re.compile(r"\b(10|\d)(?:\.\d+)?\b")
 class judge:
     """A judge model scores the answer 0-10 through the router; below ``min_score`` escalates."""
 
-    def __init__(self, router: Router, route: str, min_score: float = 7.0) -> None:
+    def __init__(self, router: RouterService, route: str, min_score: float = 7.0) -> None:
         self.router, self.route, self.min_score = router, route, min_score
         self.name = f"judge {route}"
 
@@ -211,7 +211,7 @@ class judge:
         return Verdict(True, f"{self.name} scored {score:g}/10", score)
 
 
-def check_from_config(c: CheckConfig, router: Router) -> Check:
+def check_from_config(c: CheckConfig, router: RouterService) -> Check:
     from router.patterns.rules import import_callable
 
     if c.json_valid:

@@ -26,7 +26,7 @@ from router.patterns._record import PatternRun, capture, root_error
 from router.types import ChatRequest, ChatResponse, Message
 
 if TYPE_CHECKING:
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 __all__ = ["Ensemble", "EnsembleResult", "EnsembleSummary", "majority", "normalize_label"]
 
@@ -91,7 +91,7 @@ JUDGE_SYSTEM = "You compare candidate answers. Reply with the number of the best
 class Ensemble:
     def __init__(
         self,
-        router: Router,
+        router: RouterService,
         members: Sequence[str],
         *,
         mode: Literal["vote", "judge"] = "vote",

@@ -32,7 +32,7 @@ from router.types import ChatRequest, ChatResponse, Message, Usage
 
 if TYPE_CHECKING:
     from router.patterns.config import PipelineConfig, StageConfig
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 __all__ = ["Pipeline", "PipelineResult", "Stage", "StageResult", "split_items"]
 
@@ -95,13 +95,15 @@ class PipelineResult:
 
 
 class Pipeline:
-    def __init__(self, router: Router, stages: Sequence[Stage], *, name: str = "pipeline") -> None:
+    def __init__(self, router: RouterService, stages: Sequence[Stage], *, name: str = "pipeline") -> None:
         if not stages:
             raise ValueError("a pipeline needs at least one stage")
         self.router, self.stages, self.name = router, list(stages), name
 
     @classmethod
-    def from_config(cls, router: Router, config: PipelineConfig, *, name: str = "pipeline") -> Pipeline:
+    def from_config(
+        cls, router: RouterService, config: PipelineConfig, *, name: str = "pipeline"
+    ) -> Pipeline:
         return cls(router, [Stage.from_config(s) for s in config.stages], name=name)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:

@@ -29,8 +29,9 @@ from router.errors import RouterError
 from router.types import AuditRecord, ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
+    from router.budget import SpendStore
     from router.config import RouterConfig
-    from router.router import Router
+    from router.patterns.service import RouterService
 
 __all__ = ["PlanContext", "PlanStep", "Planned", "Planner", "planner_from_config"]
 
@@ -56,7 +57,7 @@ class Planned:
 class PlanContext:
     """One request being planned; steps read and edit it in order."""
 
-    router: Router
+    router: RouterService
     request: ChatRequest
     route: str
     chain: tuple[str, ...] | None  # None: the route's own (or the route is unknown)
@@ -145,7 +146,7 @@ class Planner:
     def names(self) -> list[str]:
         return [n for step in self.steps for n in step.names()]
 
-    async def plan(self, router: Router, request: ChatRequest) -> Planned | None:
+    async def plan(self, router: RouterService, request: ChatRequest) -> Planned | None:
         ctx = PlanContext(router, request, request.model, None)
         for step in self.steps:
             await step(ctx)
@@ -154,7 +155,9 @@ class Planner:
         return ctx.planned()
 
 
-def planner_from_config(config: RouterConfig, router: Router) -> Planner:
+def planner_from_config(
+    config: RouterConfig, router: RouterService, store: SpendStore | None = None
+) -> Planner:
     """The steps the configuration asks for, in the order they must act: rule sets (which pick the
     route the rest act on, possibly a pattern), named patterns, budgets, stickiness, then
     per-deployment rewrites (prompt variants, cache markers)."""
@@ -170,8 +173,8 @@ def planner_from_config(config: RouterConfig, router: Router) -> Planner:
     if config.patterns:
         steps.append(PatternStep.from_config(config.patterns, router))
     if config.budgets:
-        # The router's shared state store (router.state) once it has one; in-process spend until then.
-        steps.append(Budgets.from_config(config.budgets, getattr(router, "state_store", None)))
+        # ``store``: the router's state store (router.state), where spend is shared; None: in-process.
+        steps.append(Budgets.from_config(config.budgets, store))
     caches = {name: r.cache for name, r in config.routes.items() if r.cache is not None}
     if caches:
         steps.append(CacheSteps(caches))

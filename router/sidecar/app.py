@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from router.errors import RouterError
-from router.sidecar import handlers
+from router.sidecar import admin, handlers
 from router.sidecar.alerts import AlertWatcher
 from router.sidecar.errors import Answer, json_answer
 from router.sidecar.front import FAST_PATHS, Dispatch
@@ -276,7 +276,7 @@ def create_app(
     app.cleanup_ctx.append(router_ctx)
     if watcher is not None:
         app.cleanup_ctx.append(_watcher_ctx(watcher))
-    handlers.add_routes(app, aiohttp_hot(state))
+    admin.add_routes(app, aiohttp_hot(state))
     return app
 
 

@@ -1,4 +1,5 @@
-"""Request handlers of the sidecar. The chat handler is the hot path: parse once, call, write once."""
+"""The sidecar's hot handlers (chat, messages, responses, embeddings) on either server. The chat
+handler is the hot path: parse once, call, write once. The other endpoints: :mod:`router.sidecar.admin`."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import hdrs, web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router.errors import RouterError
+from router.outcome import Outcome
 from router.sidecar import messages, responses
 from router.sidecar.errors import Answer, Scrubber, json_answer, router_error_answer, stream_error_body
-from router.sidecar.lifecycle import RouterHolder, RouterLike
-from router.sidecar.state import STATE, State, reload
+from router.sidecar.lifecycle import RouterHolder
+from router.sidecar.state import State
 from router.sidecar.wire import (
     ChunkWriter,
     chat_body,
@@ -62,6 +63,8 @@ class Exchange(Protocol):
     async def end(self, last: bytes = b"") -> None: ...
 
 
+R = TypeVar("R")
+
 H_MODEL = "x-turnout-model"
 H_PROVIDER = "x-turnout-provider"
 H_ROUTE = "x-turnout-route"
@@ -97,10 +100,6 @@ PATHS = {
     "/v1/messages/count_tokens": "count_tokens",
     "/v1/responses": "responses",
 }
-
-
-def _state(request: web.Request) -> State:
-    return request.app[STATE]
 
 
 class AiohttpExchange:
@@ -264,10 +263,8 @@ async def converse(front: FrontEnd, state: State, ex: Exchange) -> None:
             await _stream(front, ex, state, gen, req, opts, t0)
             return
         out = await gen.router.complete_outcome(req)
-        resp = out.response
+        resp = _answered(front, ex, state, out)
         if resp is None:
-            assert out.error is not None
-            _error(front, ex, state, out.error, out.audit)
             return
         headers = _answer_headers(resp)
         overhead = time.perf_counter() - t0 - upstream_seconds(out.audit, resp.latency_s)
@@ -303,6 +300,14 @@ def _error(front: FrontEnd, ex: Exchange, state: State, err: RouterError, record
     status, headers, body = front.router_error(err, state.scrub)
     headers.update(_record_headers(record))
     ex.respond(status, headers, body)
+
+
+def _answered(front: FrontEnd, ex: Exchange, state: State, out: Outcome[R]) -> R | None:
+    """The outcome's response; or None, its error answered in ``front``'s shape."""
+    if out.response is None:
+        assert out.error is not None
+        _error(front, ex, state, out.error, out.audit)
+    return out.response
 
 
 async def _stream(
@@ -390,10 +395,8 @@ async def embed(state: State, ex: Exchange) -> None:
     gen = _acquire(state)
     try:
         out = await gen.router.embed_outcome(req)
-        resp = out.response
+        resp = _answered(CHAT, ex, state, out)
         if resp is None:
-            assert out.error is not None
-            _error(CHAT, ex, state, out.error, out.audit)
             return
         headers = _answer_headers(resp)
         overhead = time.perf_counter() - t0 - upstream_seconds(out.audit, 0.0)
@@ -414,93 +417,3 @@ HOT: dict[str, tuple[Handler, FrontEnd]] = {
     "count_tokens": (count_tokens, MESSAGES),
     "responses": (openai_responses, RESPONSES),
 }
-
-
-async def models(request: web.Request) -> web.Response:
-    state = _state(request)
-    assert state.holder is not None
-    data = [
-        {"id": name, "object": "model", "created": state.started, "owned_by": "turnout"}
-        for name in state.holder.current.router.route_names()
-    ]
-    return web.json_response({"object": "list", "data": data})
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-def serviceable_routes(router: RouterLike) -> list[str]:
-    """Routes (and single deployments) with at least one deployment whose breaker is not open."""
-    snap = router.snapshot()
-    deployments = snap.get("deployments", {})
-
-    def usable(name: str) -> bool:
-        breaker = deployments.get(name, {}).get("breaker", {})
-        return breaker.get("state") != "open" or (breaker.get("retry_in_s") or 0) <= 0
-
-    chains = {name: route.get("chain", []) for name, route in snap.get("routes", {}).items()}
-    return [name for name in router.route_names() if any(usable(m) for m in chains.get(name, [name]))]
-
-
-async def readyz(request: web.Request) -> web.Response:
-    state = _state(request)
-    if not state.ready or state.holder is None:
-        return web.json_response({"status": "not ready", "reason": "no configuration loaded"}, status=503)
-    routes = serviceable_routes(state.holder.current.router)
-    if not routes:
-        return web.json_response({"status": "not ready", "reason": "no route is serviceable"}, status=503)
-    return web.json_response({"status": "ready", "routes": routes, "generation": state.holder.current.number})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    state = _state(request)
-    body = generate_latest(state.metrics.scrape)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-async def admin_state(request: web.Request) -> web.Response:
-    state = _state(request)
-    assert state.holder is not None
-    gen = state.holder.current
-    firing = [a.payload() for a in state.watcher.firing()] if state.watcher else []
-    body = {
-        "generation": gen.number,
-        "inflight": state.active,
-        "routes": gen.router.route_names(),
-        "router": gen.router.snapshot(),
-        "alerts": firing,
-    }
-    return web.Response(text=state.scrub(json.dumps(body, default=str)), content_type=_JSON)
-
-
-async def admin_reload(request: web.Request) -> web.Response:
-    ok, message = await reload(request.app)
-    if not ok:
-        return web.json_response(
-            {
-                "error": {
-                    "message": message,
-                    "type": "invalid_request_error",
-                    "param": None,
-                    "code": "invalid_config",
-                }
-            },
-            status=400,
-        )
-    hook = _state(request).on_admin_reload
-    if hook is not None:
-        hook()
-    return web.json_response({"status": "reloaded", "message": message})
-
-
-def add_routes(app: web.Application, hot: Callable[[str], Any]) -> None:
-    """aiohttp's routes; ``hot(kind)`` wraps a hot endpoint as an aiohttp handler."""
-    for path, kind in PATHS.items():
-        app.router.add_post(path, hot(kind))
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/admin/state", admin_state)
-    app.router.add_post("/admin/reload", admin_reload)

@@ -28,7 +28,7 @@ from typing import Any
 from router.errors import AllAttemptsFailed, ErrorKind, RouterError, Unavailable
 from router.ratelimit import estimate_tokens
 from router.sidecar.errors import Answer, Scrubber, exhausted_status, retry_after
-from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want
+from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want, parse_tools
 from router.structured import FormatError, from_responses
 from router.types import (
     ChatRequest,
@@ -38,8 +38,8 @@ from router.types import (
     TextPart,
     ToolCall,
     ToolCallDelta,
-    ToolSpec,
 )
+from turnout.sse import encode_event
 
 NAME = "messages"
 
@@ -127,7 +127,7 @@ def stream_error(err: BaseException, scrub: Scrubber) -> bytes:
     else:
         etype, message = "api_error", "The stream failed inside the router."
     body = {"type": "error", "error": {"type": etype, "message": message}}
-    return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"
+    return encode_event(json.dumps(body), b"error")
 
 
 # --- requests ----------------------------------------------------------------------------------------
@@ -230,23 +230,13 @@ def _messages(value: Any) -> list[Message]:
     return out
 
 
-def _tools(value: Any) -> list[ToolSpec]:
-    _want(value, list, "tools", "an array")
-    specs = []
-    for i, tool in enumerate(value):
-        path = f"tools[{i}]"
-        _want(tool, dict, path, "an object")
-        if tool.get("type") not in (None, "custom"):
-            raise WireError(
-                f"{path}.type: server tools ({tool.get('type')!r}) are not supported through the router.",
-                f"{path}.type",
-            )
-        spec = ToolSpec(name=_want(tool.get("name"), str, f"{path}.name", "a string"))
-        if tool.get("description") is not None:
-            spec.description = _want(tool["description"], str, f"{path}.description", "a string")
-        spec.parameters = _want(tool.get("input_schema"), dict, f"{path}.input_schema", "an object")
-        specs.append(spec)
-    return specs
+def _tool(tool: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    if tool.get("type") not in (None, "custom"):
+        raise WireError(
+            f"{path}.type: server tools ({tool.get('type')!r}) are not supported through the router.",
+            f"{path}.type",
+        )
+    return tool, path
 
 
 def _tool_choice(value: Any) -> str | dict[str, Any]:
@@ -273,7 +263,7 @@ def _common(body: dict[str, Any], keys: frozenset[str]) -> ChatRequest:
     if system is not None:
         req.system = _text_blocks(system, "system")
     if body.get("tools") is not None:
-        req.tools = _tools(body["tools"])
+        req.tools = parse_tools(body["tools"], _tool, "input_schema", schema_required=True)
     if body.get("tool_choice") is not None:
         req.tool_choice = _tool_choice(body["tool_choice"])
     thinking = body.get("thinking")
@@ -388,7 +378,7 @@ def answer_body(resp: ChatResponse, opts: None) -> bytes:
 
 
 def _event(name: bytes, payload: bytes) -> bytes:
-    return b"event: " + name + b"\ndata: " + payload + b"\n\n"
+    return encode_event(payload, name)
 
 
 class EventWriter:

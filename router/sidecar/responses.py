@@ -24,7 +24,7 @@ from json.encoder import encode_basestring_ascii as _jstr
 from typing import Any
 
 from router.sidecar.errors import Scrubber, stream_error_body
-from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want
+from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want, parse_tools
 from router.structured import FormatError, from_responses, to_responses
 from router.types import (
     ChatRequest,
@@ -35,8 +35,8 @@ from router.types import (
     TextPart,
     ToolCall,
     ToolCallDelta,
-    ToolSpec,
 )
+from turnout.sse import encode_event
 
 NAME = "responses"
 
@@ -171,25 +171,14 @@ def _input(value: Any) -> list[Message]:
     return out
 
 
-def _tools(value: Any) -> list[ToolSpec]:
-    _want(value, list, "tools", "an array")
-    specs = []
-    for i, tool in enumerate(value):
-        path = f"tools[{i}]"
-        _want(tool, dict, path, "an object")
-        if tool.get("type") != "function":
-            raise WireError(
-                f"Invalid value for '{path}.type': only 'function' tools are supported through the router, "
-                f"got {tool.get('type')!r}.",
-                f"{path}.type",
-            )
-        spec = ToolSpec(name=_want(tool.get("name"), str, f"{path}.name", "a string"))
-        if tool.get("description") is not None:
-            spec.description = _want(tool["description"], str, f"{path}.description", "a string")
-        if tool.get("parameters") is not None:
-            spec.parameters = _want(tool["parameters"], dict, f"{path}.parameters", "an object")
-        specs.append(spec)
-    return specs
+def _tool(tool: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    if tool.get("type") != "function":
+        raise WireError(
+            f"Invalid value for '{path}.type': only 'function' tools are supported through the router, "
+            f"got {tool.get('type')!r}.",
+            f"{path}.type",
+        )
+    return tool, path
 
 
 def _tool_choice(value: Any) -> str | dict[str, Any]:
@@ -223,7 +212,7 @@ def parse(body: dict[str, Any]) -> tuple[ChatRequest, Echo]:
     if instructions is not None:
         req.system = _want(instructions, str, "instructions", "a string")
     if body.get("tools") is not None:
-        req.tools = _tools(body["tools"])
+        req.tools = parse_tools(body["tools"], _tool, "parameters")
     if body.get("tool_choice") is not None:
         req.tool_choice = _tool_choice(body["tool_choice"])
     text = body.get("text")
@@ -376,7 +365,7 @@ class EventWriter:
     def _event(self, name: str, payload: dict[str, Any]) -> bytes:
         payload = {"type": name, **payload, "sequence_number": self._seq}
         self._seq += 1
-        return b"event: " + name.encode() + b"\ndata: " + json.dumps(payload).encode() + b"\n\n"
+        return encode_event(json.dumps(payload), name)
 
     def _lead(self) -> bytes:
         start, self._start = self._start, None

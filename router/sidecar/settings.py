@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from router.config import SIDECAR_SECTIONS
 from router.sidecar.alerts import AlertsSettings
+from turnout.durations import Duration
 from turnout.problems import describe
 
 
@@ -37,7 +38,7 @@ class ServerSettings(_Strict):
     admin_keys: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     max_concurrency: int = Field(default=256, ge=1)
-    drain_timeout: float = Field(default=30.0, ge=0)  # seconds, for shutdown and reloads
+    drain_timeout: Duration = 30.0  # seconds ("30s", 2.5), for shutdown and reloads
     # The front door's limits against slow or many clients (answered 408; closed at once).
     head_timeout: float = Field(default=10.0, gt=0, le=3600)  # first byte to the head's end
     body_timeout: float = Field(default=60.0, gt=0, le=3600)  # the head's end to the body's end

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _jstr  # what json.dumps does with a str
 from typing import Any
 
@@ -27,6 +28,7 @@ from router.types import (
     Usage,
 )
 from turnout import safejson
+from turnout.sse import encode_event
 
 
 class WireError(ValueError):
@@ -197,22 +199,35 @@ def _messages(value: Any) -> list[Message]:
     return out
 
 
-def _tools(value: Any) -> list[ToolSpec]:
+ToolFields = Callable[[dict[str, Any], str], tuple[dict[str, Any], str]]
+"""One API shape's reading of a tool (``tool``, its ``path``): its type checked, the object that
+holds its name, description and schema, and that object's path."""
+
+
+def parse_tools(
+    value: Any, fields: ToolFields, schema: str, *, schema_required: bool = False
+) -> list[ToolSpec]:
+    """A request's ``tools`` array, in any front end's shape: ``fields`` finds each tool's parts,
+    ``schema`` names its JSON-schema field (required or not)."""
     _want(value, list, "tools", "an array")
     specs = []
     for i, tool in enumerate(value):
         path = f"tools[{i}]"
         _want(tool, dict, path, "an object")
-        if tool.get("type", "function") != "function":
-            raise WireError(f"Invalid value for '{path}.type': only 'function' tools are supported.", path)
-        fn = _want(tool.get("function"), dict, f"{path}.function", "an object")
-        spec = ToolSpec(name=_want(fn.get("name"), str, f"{path}.function.name", "a string"))
+        fn, at = fields(tool, path)
+        spec = ToolSpec(name=_want(fn.get("name"), str, f"{at}.name", "a string"))
         if fn.get("description") is not None:
-            spec.description = _want(fn["description"], str, f"{path}.function.description", "a string")
-        if fn.get("parameters") is not None:
-            spec.parameters = _want(fn["parameters"], dict, f"{path}.function.parameters", "an object")
+            spec.description = _want(fn["description"], str, f"{at}.description", "a string")
+        if schema_required or fn.get(schema) is not None:
+            spec.parameters = _want(fn.get(schema), dict, f"{at}.{schema}", "an object")
         specs.append(spec)
     return specs
+
+
+def _chat_tool(tool: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
+    if tool.get("type", "function") != "function":
+        raise WireError(f"Invalid value for '{path}.type': only 'function' tools are supported.", path)
+    return _want(tool.get("function"), dict, f"{path}.function", "an object"), f"{path}.function"
 
 
 _CHAT_KEYS = frozenset(
@@ -269,7 +284,7 @@ def parse_chat(body: dict[str, Any]) -> tuple[ChatRequest, bool]:
             _want(stop, list, "stop", "a string or an array of strings")
             req.stop = [_want(s, str, f"stop[{i}]", "a string") for i, s in enumerate(stop)]
     if body.get("tools") is not None:
-        req.tools = _tools(body["tools"])
+        req.tools = parse_tools(body["tools"], _chat_tool, "parameters")
     tool_choice = body.get("tool_choice")
     if tool_choice is not None:
         req.tool_choice = _want(tool_choice, (str, dict), "tool_choice", "a string or an object")
@@ -485,4 +500,4 @@ class ChunkWriter:
 
 
 def error_frame(body: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
+    return encode_event(json.dumps(body))

@@ -12,8 +12,8 @@ import anthropic
 import openai
 
 from chaos import ChaosEngine, Rule, create_mock_app
-from mockproviders._types import AbortConnection, MockRequest, MockResponse, StreamEvent
 from mockproviders.server import MockServer
+from mockproviders.types import AbortConnection, MockRequest, MockResponse, StreamEvent
 
 CHAT: Any = [{"role": "user", "content": "Say something about trains."}]
 

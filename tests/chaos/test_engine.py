@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chaos import ChaosEngine, Scenario
-from mockproviders._types import AbortConnection
 from mockproviders.clock import FakeClock
+from mockproviders.types import AbortConnection
 
 PROVIDERS = ("openai", "anthropic", "mistral")
 

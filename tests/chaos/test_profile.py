@@ -13,8 +13,8 @@ from chaos_helpers import ok, request
 from chaos import ChaosEngine, Limit
 from chaos.profile import Profile, ProfileError, apply_profile, load_profile
 from chaos.scenario import Scenario
-from mockproviders._types import MockRequest, MockResponse
 from mockproviders.clock import FakeClock
+from mockproviders.types import MockRequest, MockResponse
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from chaos import REGISTRY, Rule, Scenario, ScenarioError, library, load_scenario, parse_scenario
 from chaos.targeting import Match
-from mockproviders._types import MockRequest
+from mockproviders.types import MockRequest
 
 
 def test_the_library_has_the_promised_scenarios_and_all_load() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaos.sse import SSEParser, parse_frame
+from chaos.sse import FrameCutter, parse_frame
 
 OPENAI = (
     b'data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""},'
@@ -28,7 +28,7 @@ ANTHROPIC = (
 
 
 def test_openai_kinds_and_tokens() -> None:
-    events = SSEParser().feed(OPENAI)
+    events = FrameCutter().feed(OPENAI)
     assert [(e.kind, e.tokens) for e in events] == [
         ("start", 0),
         ("content", 2),
@@ -42,7 +42,7 @@ def test_openai_kinds_and_tokens() -> None:
 
 
 def test_anthropic_kinds_with_crlf() -> None:
-    events = SSEParser().feed(ANTHROPIC)
+    events = FrameCutter().feed(ANTHROPIC)
     assert [(e.kind, e.event, e.tokens) for e in events] == [
         ("start", "message_start", 0),
         ("ping", "ping", 0),
@@ -54,7 +54,7 @@ def test_anthropic_kinds_with_crlf() -> None:
 
 
 def test_broken_json_is_raw_and_an_unfinished_tail_is_flushed() -> None:
-    parser = SSEParser()
+    parser = FrameCutter()
     assert parse_frame(b'data: {"choices": [\n\n').kind == "raw"
     assert parser.feed(b"data: [DONE]\n\ndata: {partial") and parser.flush() is not None
     assert parser.flush() is None
@@ -66,9 +66,9 @@ def test_any_chunking_gives_the_same_frames_and_bytes(cuts: list[int]) -> None:
     data = OPENAI + ANTHROPIC
     points = sorted(set(cuts))
     chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
-    parser = SSEParser()
+    parser = FrameCutter()
     events = [e for chunk in chunks for e in parser.feed(chunk)]
     assert parser.flush() is None
-    whole = SSEParser().feed(data)
+    whole = FrameCutter().feed(data)
     assert [(e.kind, e.data, e.tokens) for e in events] == [(e.kind, e.data, e.tokens) for e in whole]
     assert b"".join(e.encode() for e in events) == data

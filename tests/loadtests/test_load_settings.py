@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import loadtests.sse
+import loadtests.validation
 from loadtests.settings import (
     LoadSettings,
     SettingsError,
@@ -146,7 +146,7 @@ def test_request_bodies() -> None:
 
 
 def test_the_package_talks_http_only_and_its_pure_modules_do_not_import_locust() -> None:
-    package = Path(loadtests.sse.__file__).parent
+    package = Path(loadtests.validation.__file__).parent
     forbidden = {"router", "mockproviders", "chaos"}
     locust_users = {"users.py", "locustfile.py", "shaped.py", "sweep.py"}
     for path in sorted(package.glob("*.py")):

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from loadtests.sse import SSEEvent, SSEParser
 from loadtests.validation import (
     Routing,
     StreamCheck,
@@ -17,6 +16,7 @@ from loadtests.validation import (
     error_summary,
     routing_from_headers,
 )
+from turnout.sse import SSEEvent, SSEParser
 
 GOOD: dict[str, Any] = {
     "id": "chatcmpl-1",

@@ -9,9 +9,9 @@ import pytest
 from mistralai.client import errors as mistral_errors
 from mock_sdk_client import SDK
 
-from mockproviders._types import AbortConnection, Handler, MockRequest, MockResponse
 from mockproviders.config import MockConfig, RateLimit
 from mockproviders.errors import error_response
+from mockproviders.types import AbortConnection, Handler, MockRequest, MockResponse
 
 HI = [{"role": "user", "content": "Hello there"}]
 SONNET = "claude-sonnet-4-6"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from mock_sdk_client import SDK
 
-from mockproviders._types import AnswerPatch, Handler, MockRequest, MockResponse
 from mockproviders.clock import FakeClock
 from mockproviders.config import ConfigError, Latency, MockConfig, load_config, parse_config
 from mockproviders.core import MockCore
+from mockproviders.types import AnswerPatch, Handler, MockRequest, MockResponse
 
 HI = [{"role": "user", "content": "Hello there"}]
 SONNET = "claude-sonnet-4-6"

@@ -6,8 +6,8 @@ import httpx2
 import openai
 import pytest
 
-from mockproviders._types import Handler, MockRequest, MockResponse
 from mockproviders.server import MockServer
+from mockproviders.types import Handler, MockRequest, MockResponse
 
 HI = [{"role": "user", "content": "Hello there"}]
 

@@ -13,8 +13,8 @@ from mock_sdk_client import SDK
 
 from chaos import ChaosEngine, Rule
 from chaos.mock import attach_to_core
-from mockproviders._types import MockRequest, MockResponse
 from mockproviders.clock import FakeClock
+from mockproviders.types import MockRequest, MockResponse
 
 HI: list[Any] = [{"role": "user", "content": "Hello"}]
 

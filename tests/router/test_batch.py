@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from mockproviders._types import MockRequest, MockResponse
 from mockproviders.config import DEFAULT_MODELS
 from mockproviders.config import parse_config as mock_config
 from mockproviders.core import MockCore
 from mockproviders.errors import error_response
 from mockproviders.server import MockServer, create_app
+from mockproviders.types import MockRequest, MockResponse
 from router import AuthError, BadRequest, ChatRequest, Message, Router, parse_config
 from router.adapters import make_deployment
 from router.batch import (

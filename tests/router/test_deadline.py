@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.clock import FakeClock
-from router.deadline import Deadline, Timeouts, parse_duration_value
+from router.deadline import Deadline, Timeouts
 
 
 def test_deadline_counts_down_and_expires() -> None:
@@ -85,49 +85,6 @@ def test_cap_never_exceeds_either_limit(total: float | None, timeout: float | No
 
 
 # --- duration values -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        ("60s", 60.0),
-        ("1.5s", 1.5),
-        ("200ms", 0.2),
-        ("2m", 120.0),
-        ("1h", 3600.0),
-        ("1m30s", 90.0),
-        (3, 3.0),
-        (0.25, 0.25),
-        ("3", 3.0),
-        (" 10s ", 10.0),
-        (0, 0.0),
-    ],
-)
-def test_parse_duration_value(value: str | float, seconds: float) -> None:
-    assert parse_duration_value(value) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize(
-    "value", ["", "soon", "10 seconds", "-1s", "1x", "s", "nan", -1, math.inf, math.nan, True]
-)
-def test_parse_duration_value_rejects_with_a_clear_message(value: str | float) -> None:
-    with pytest.raises(ValueError, match="invalid duration"):
-        parse_duration_value(value)
-
-
-def test_parse_duration_value_rejects_other_types() -> None:
-    with pytest.raises(ValueError, match="invalid duration"):
-        parse_duration_value(None)  # type: ignore[arg-type]
-
-
-@given(st.text(max_size=20))
-def test_parse_duration_value_raises_only_value_error(text: str) -> None:
-    try:
-        seconds = parse_duration_value(text)
-    except ValueError as e:
-        assert repr(text) in str(e)
-    else:
-        assert math.isfinite(seconds) and seconds >= 0
 
 
 # --- timeouts ------------------------------------------------------------------------------------

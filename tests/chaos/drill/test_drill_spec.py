@@ -154,3 +154,16 @@ def test_windows_and_scaling_of_a_scenario() -> None:
     assert scaled.overall == pytest.approx((1.0, 10.0))
     assert TimeRef.parse("rule:anthropic-overloaded-in-stream.end + 1s").resolve(scaled) == pytest.approx(8.0)
     assert TimeRef.parse("faults.start").resolve(Windows({}, (None, None))) is None
+
+
+def test_an_unset_variable_in_the_router_config_names_its_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TURNOUT_T_NONE", raising=False)
+    data = drill_data()
+    data["router"]["overrides"]["providers"] = {"openai": {"api_key": "${TURNOUT_T_NONE}"}}
+    field = r"<drill>: router\.config\.providers\.openai\.api_key"
+    with pytest.raises(DrillError, match=rf"{field}: environment variable TURNOUT_T_NONE is not set"):
+        parse_drill(data).router_config_data("http://127.0.0.1:9")
+    monkeypatch.setenv("TURNOUT_T_NONE", "k")
+    config = parse_drill(data).router_config_data("http://127.0.0.1:9")
+    assert config["providers"]["openai"]["api_key"] == "k"
+    assert config["providers"]["openai"]["base_url"].startswith("http://127.0.0.1:9/")

@@ -1,8 +1,8 @@
 """Shared helpers for the pure adapter tests: run SSE bytes through a codec without a socket."""
 
 from router.adapters import CODECS, Deployment, StreamAccumulator, make_deployment
-from router.sse import SSEParser
 from router.types import StreamEnd, TextDelta, ToolCallDelta
+from turnout.sse import SSEParser
 
 
 def dep(kind: str, model: str = "m-1") -> Deployment:

@@ -1,4 +1,6 @@
-"""The incremental SSE parser: line endings, fields, comments, and any split of the byte stream."""
+"""turnout's one SSE parser (the router, the load tests and the chaos proxy read streams with it):
+line endings, fields, comments, a BOM, bad bytes, the size cap, any split of the byte stream; and
+the writer."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loadtests.sse import SSEDecodeError, SSEEvent, SSEParser
+from turnout.sse import SSEDecodeError, SSEEvent, SSEParser, encode_event
 
 
 def parse_all(*chunks: bytes) -> list[SSEEvent]:
@@ -50,16 +52,16 @@ def test_a_character_split_across_reads_is_decoded_whole() -> None:
 def test_bytes_that_are_not_utf8_raise_with_their_offset() -> None:
     parser = SSEParser()
     parser.feed(b"data: ok\n\n")
-    with pytest.raises(SSEDecodeError) as info:
+    with pytest.raises(SSEDecodeError, match="byte 16") as info:
         parser.feed(b"data: \xff\n\n")
     assert info.value.offset == 16
 
 
-def test_a_stream_cut_inside_a_character_is_reported_on_close() -> None:
+def test_a_stream_cut_inside_a_character_is_a_cut_event() -> None:
     parser = SSEParser()
     parser.feed("data: é".encode()[:-1])
-    with pytest.raises(SSEDecodeError):
-        parser.close()
+    assert parser.close() == []
+    assert parser.pending
 
 
 def test_an_event_without_its_blank_line_is_pending_and_not_dispatched() -> None:
@@ -79,11 +81,72 @@ def test_a_blank_line_without_data_dispatches_nothing() -> None:
     assert parse_all(b"event: x\n\n\n\ndata: y\n\n") == [SSEEvent("y")]
 
 
-def test_bytes_fed_counts_every_byte() -> None:
+def test_bytes_seen_counts_every_byte() -> None:
     parser = SSEParser()
     parser.feed(b"data: a\n\n")
-    parser.feed(b"data: bc\n\n")
-    assert parser.bytes_fed == 19
+    parser.feed(b"data: b")
+    parser.feed(b"c\n\n")
+    assert parser.bytes_seen == 19
+
+
+def test_named_events_multiline_data_comments_and_done() -> None:
+    p = SSEParser()
+    events = p.feed(b": keep-alive\nevent: ping\ndata: {}\n\nevent: x\ndata: a\ndata: b\n\ndata: [DONE]\n\n")
+    assert events == [SSEEvent("{}", "ping"), SSEEvent("a\nb", "x"), SSEEvent("[DONE]")]
+    assert not p.pending
+
+
+@pytest.mark.parametrize("sep", [b"\n", b"\r\n", b"\r"])
+def test_any_line_ending_split_at_every_byte(sep: bytes) -> None:
+    raw = b"\xef\xbb\xbfevent: message_start" + sep + b"data: {}" + sep + sep + b"data: [DONE]" + sep + sep
+    p = SSEParser()
+    events = []
+    for i in range(len(raw)):
+        events += p.feed(raw[i : i + 1])
+    events += p.close()
+    assert events == [SSEEvent("{}", "message_start"), SSEEvent("[DONE]")]
+
+
+def test_bad_bytes_after_a_bom_are_named_by_their_stream_offset() -> None:
+    with pytest.raises(SSEDecodeError, match="byte 9") as info:
+        SSEParser().feed(b"\xef\xbb\xbfdata: \xff\n\n")
+    assert info.value.offset == 9
+
+
+def test_an_event_or_a_line_over_the_cap_raises_however_it_arrives() -> None:
+    whole = SSEParser(max_event=64)
+    with pytest.raises(ValueError, match="larger than 64 bytes"):
+        whole.feed(b"data: " + b"x" * 40 + b"\ndata: " + b"y" * 40 + b"\n\n")
+    pieces = SSEParser(max_event=64)
+    with pytest.raises(ValueError, match="larger than 64 bytes"):
+        for _ in range(20):
+            pieces.feed(b"data: xxxx")  # one line that never ends
+    fits = SSEParser(max_event=64)
+    assert fits.feed(b"data: " + b"x" * 50 + b"\n\n") == [SSEEvent("x" * 50)]
+
+
+def test_the_last_id_is_carried_by_the_events_after_it() -> None:
+    events = SSEParser().feed(b"id: 1\ndata: a\n\ndata: b\n\nid\ndata: c\n\n")
+    assert [(e.data, e.id) for e in events] == [("a", "1"), ("b", "1"), ("c", "")]
+
+
+@pytest.mark.parametrize(
+    ("data", "event", "wire"),
+    [
+        ('{"a":1}', None, b'data: {"a":1}\n\n'),
+        (b"[DONE]", None, b"data: [DONE]\n\n"),
+        ("{}", "ping", b"event: ping\ndata: {}\n\n"),
+        (b"a\nb\r\nc", b"x", b"event: x\ndata: a\ndata: b\ndata: c\n\n"),
+    ],
+)
+def test_the_writer_writes_what_the_parser_reads(
+    data: str | bytes, event: str | bytes | None, wire: bytes
+) -> None:
+    assert encode_event(data, event) == wire
+    (parsed,) = SSEParser().feed(wire)
+    text = data if isinstance(data, str) else data.decode()
+    assert parsed.data == text.replace("\r\n", "\n")
+    assert parsed.event == (event.decode() if isinstance(event, bytes) else event)
 
 
 _events = st.lists(

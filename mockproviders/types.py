@@ -1,5 +1,8 @@
 """The contract between the mock's request-handling core, its two front ends, and fault layers.
 
+This is the mock's public extension point: ``chaos`` (and any other fault layer) builds on the
+names here, :class:`Interceptor`, :class:`MockRequest`, :class:`MockResponse`, :class:`StreamEvent`.
+
 One core (``MockCore``) turns a :class:`MockRequest` into a :class:`MockResponse`. Two front ends
 feed it: the aiohttp server (real sockets) and the in-process httpx2/respx transport (no socket).
 Between the front end and the core sits a chain of :class:`Interceptor` objects; ``chaos`` adds
@@ -17,6 +20,8 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from turnout.sse import encode_event
 
 Provider = Literal["openai", "anthropic", "mistral"]
 Endpoint = Literal[
@@ -58,8 +63,7 @@ class StreamEvent:
     def encode(self) -> bytes:
         if self.raw is not None:
             return self.raw
-        head = f"event: {self.event}\n" if self.event else ""
-        return f"{head}data: {self.data}\n\n".encode()
+        return encode_event(self.data, self.event or None)
 
     @classmethod
     def json_event(
