@@ -30,9 +30,20 @@ from turnout.logs import get_logger
 if TYPE_CHECKING:
     from router.patterns.planner import Planned
 
-__all__ = ["Requests"]
+__all__ = ["Requests", "delegated"]
 
 log = get_logger("turnout.router")
+
+
+def delegated(
+    answer: ChatResponse | Outcome[ChatResponse], out: Outcome[Any] | StreamOutcome
+) -> ChatResponse:
+    """What a planner's delegate (a pattern) answered; its record, if it gave one, put on ``out``
+    and its error raised."""
+    if isinstance(answer, Outcome):
+        out.audit = answer.audit
+        return answer.result()
+    return answer
 
 
 def _chars(request: ChatRequest) -> int:

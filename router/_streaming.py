@@ -29,7 +29,7 @@ from router._continuation import (
     continuation_request,
 )
 from router._engine import RequestRun, Won
-from router._requests import Requests
+from router._requests import Requests, delegated
 from router._runtime import DeploymentRuntime
 from router.adapters import AdapterEvent, CallOptions
 from router.outcome import StreamOutcome
@@ -75,7 +75,7 @@ async def stream_events(
     if planner is not None:
         planned = await planner.plan(service, request)
         if planned is not None and planned.delegate is not None:  # a pattern: answered whole
-            resp = await planned.delegate(replace(request, stream=False))
+            resp = delegated(await planned.delegate(replace(request, stream=False)), outcome)
             yield StreamStart(
                 resp.model,
                 resp.provider,

@@ -6,8 +6,9 @@ audit record, the decision trail of that request and no other's.
 answer unwrapped (the error raised). The sidecar uses the outcome calls, so it reads the record of
 the request it serves from the call itself. Listeners (:mod:`router.hooks`) are told as before.
 
-``audit`` is None only when the engine did not run: a pattern (:mod:`router.patterns`) answered
-the request and published its own summary record to the listeners.
+A request a pattern answers (:mod:`router.patterns`, named as a model) carries the pattern's
+summary record. ``audit`` is None only when a planner's own delegate answered with a bare
+:class:`~router.types.ChatResponse`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from router import errors as E
-from router._requests import Requests
+from router._requests import Requests, delegated
 from router._runtime import DeploymentRuntime, build_runtime
 from router._streaming import stream_events
 from router.adapters import Adapter, CallOptions
@@ -211,7 +211,7 @@ class Router:
         if self._planner is not None:
             planned = await self._planner.plan(self, request)
             if planned is not None and planned.delegate is not None:
-                return await planned.delegate(request)
+                return delegated(await planned.delegate(request), out)
         requests = self._requests
         run = requests.start(request, out, streamed=False, planned=planned)
 

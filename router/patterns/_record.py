@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import contextvars
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from router.errors import AllAttemptsFailed, ErrorKind, RouterError
 from router.hooks import BaseListener
-from router.types import AuditRecord, Usage
+from router.outcome import Outcome
+from router.types import AuditRecord, ChatRequest, ChatResponse, Usage
 
 if TYPE_CHECKING:
     from router.patterns.service import RouterService
@@ -71,9 +72,16 @@ def total_cost(records: list[AuditRecord]) -> float | None:
 class PatternRun:
     """One run of a pattern: its start, its sub-records and its decisions, then one summary record."""
 
-    def __init__(self, router: RouterService, name: str, candidates: list[str]) -> None:
+    def __init__(
+        self,
+        router: RouterService,
+        name: str,
+        candidates: list[str],
+        outcome: Outcome[ChatResponse] | None = None,
+    ) -> None:
         ensure_catcher(router)
         self.router = router
+        self.outcome = outcome  # told the summary record, when the pattern runs as an outcome
         self.name = name
         self.candidates = candidates
         self.request_id = router.new_request_id()
@@ -118,5 +126,18 @@ class PatternRun:
             decisions=decisions,
             saved_usd=saved_usd,
         )
+        if self.outcome is not None:
+            self.outcome.audit = record
         self.router.publish(record)
         return record
+
+
+async def pattern_outcome(run: Callable[..., Awaitable[Any]], request: ChatRequest) -> Outcome[ChatResponse]:
+    """A pattern's ``run(request, outcome=...)`` as an outcome: its answer (or the error that ended
+    it) and its summary record, the way the router's planner hands a request to a pattern."""
+    out: Outcome[ChatResponse] = Outcome()
+    try:
+        out.response = (await run(request, outcome=out)).response
+    except RouterError as err:
+        out.error = err
+    return out

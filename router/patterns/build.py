@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from router.outcome import Outcome
 from router.patterns.cascade import Cascade
 from router.patterns.checks import check_from_config
 from router.patterns.ensemble import Ensemble
@@ -22,6 +23,8 @@ __all__ = ["PatternStep", "build_pattern"]
 
 class Pattern(Protocol):
     async def complete(self, request: ChatRequest) -> ChatResponse: ...
+
+    async def outcome(self, request: ChatRequest) -> Outcome[ChatResponse]: ...
 
 
 def build_pattern(name: str, config: PatternConfig, router: RouterService) -> Cascade | Ensemble | Pipeline:
@@ -53,4 +56,4 @@ class PatternStep:
     async def __call__(self, ctx: PlanContext) -> None:
         pattern = self.patterns.get(ctx.route)
         if pattern is not None:
-            ctx.delegate = pattern.complete
+            ctx.delegate = pattern.outcome  # the answer with the pattern's own summary record

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from router.errors import RouterError
-from router.patterns._record import PatternRun, capture, failure_reason
+from router.outcome import Outcome
+from router.patterns._record import PatternRun, capture, failure_reason, pattern_outcome
 from router.patterns.checks import Check
 from router.types import ChatRequest, ChatResponse
 
@@ -70,25 +71,32 @@ class Cascade:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         return (await self.run(request)).response
 
-    async def run(self, request: ChatRequest) -> CascadeResult:
-        run = PatternRun(self.router, self.name, self.tiers)
+    async def outcome(self, request: ChatRequest) -> Outcome[ChatResponse]:
+        """:meth:`run` as an outcome: the answer or the error, and the summary record."""
+        return await pattern_outcome(self.run, request)
+
+    async def run(
+        self, request: ChatRequest, *, outcome: Outcome[ChatResponse] | None = None
+    ) -> CascadeResult:
+        """Run on ``request``; ``outcome``, if given, is told the summary record."""
+        run = PatternRun(self.router, self.name, self.tiers, outcome)
         summary = CascadeSummary()
         accepted: ChatResponse | None = None
         last_error: RouterError | None = None
         with capture() as run.records:
             for i, tier in enumerate(self.tiers):
                 top = i == len(self.tiers) - 1
-                outcome, response, error = await self._tier(tier, request, top)
-                summary.tiers.append(outcome)
-                if response is not None and outcome.accepted:
+                tried, response, error = await self._tier(tier, request, top)
+                summary.tiers.append(tried)
+                if response is not None and tried.accepted:
                     accepted = response
-                    run.note(f"cascade: tier {tier} accepted: {outcome.reason}")
+                    run.note(f"cascade: tier {tier} accepted: {tried.reason}")
                     break
                 last_error = error or last_error
                 if top:
-                    run.note(f"cascade: top tier {tier} failed: {outcome.reason}")
+                    run.note(f"cascade: top tier {tier} failed: {tried.reason}")
                 else:
-                    run.note(f"cascade: tier {tier} escalated: {outcome.reason}")
+                    run.note(f"cascade: tier {tier} escalated: {tried.reason}")
         summary.cost_usd = run.cost()
         if accepted is None:
             assert last_error is not None

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
 from router.errors import AllAttemptsFailed, RouterError
-from router.patterns._record import PatternRun, capture, root_error
+from router.outcome import Outcome
+from router.patterns._record import PatternRun, capture, pattern_outcome, root_error
 from router.types import ChatRequest, ChatResponse, Message
 
 if TYPE_CHECKING:
@@ -115,8 +116,15 @@ class Ensemble:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         return (await self.run(request)).response
 
-    async def run(self, request: ChatRequest) -> EnsembleResult:
-        run = PatternRun(self.router, self.name, self.members)
+    async def outcome(self, request: ChatRequest) -> Outcome[ChatResponse]:
+        """:meth:`run` as an outcome: the answer or the error, and the summary record."""
+        return await pattern_outcome(self.run, request)
+
+    async def run(
+        self, request: ChatRequest, *, outcome: Outcome[ChatResponse] | None = None
+    ) -> EnsembleResult:
+        """Run on ``request``; ``outcome``, if given, is told the summary record."""
+        run = PatternRun(self.router, self.name, self.members, outcome)
         summary = EnsembleSummary(list(self.members), self.quorum)
         with capture() as run.records:
             outcomes = await asyncio.gather(

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from router.errors import AllAttemptsFailed, RouterError
-from router.patterns._record import PatternRun, capture, root_error
+from router.outcome import Outcome
+from router.patterns._record import PatternRun, capture, pattern_outcome, root_error
 from router.patterns.template import render
 from router.types import ChatRequest, ChatResponse, Message, Usage
 
@@ -109,11 +110,18 @@ class Pipeline:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         return (await self.run(request)).response
 
-    async def run(self, request: ChatRequest | str) -> PipelineResult:
+    async def outcome(self, request: ChatRequest) -> Outcome[ChatResponse]:
+        """:meth:`run` as an outcome: the answer or the error, and the summary record."""
+        return await pattern_outcome(self.run, request)
+
+    async def run(
+        self, request: ChatRequest | str, *, outcome: Outcome[ChatResponse] | None = None
+    ) -> PipelineResult:
+        """Run on ``request``; ``outcome``, if given, is told the summary record."""
         if isinstance(request, str):
             request = ChatRequest(model=self.name, messages=[Message("user", request)])
         routes = [s.route or s.name for s in self.stages]
-        run = PatternRun(self.router, self.name, routes)
+        run = PatternRun(self.router, self.name, routes, outcome)
         values = {"input": request.messages[-1].text if request.messages else ""}
         results: list[StageResult] = []
         last: list[ChatResponse] = []

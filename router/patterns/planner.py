@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from router.errors import RouterError
+from router.outcome import Outcome
 from router.types import AuditRecord, ChatRequest, ChatResponse
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ __all__ = ["PlanContext", "PlanStep", "Planned", "Planner", "planner_from_config
 
 Prepare = Callable[[str, ChatRequest, list[str]], ChatRequest]
 Finish = Callable[[AuditRecord], None]
-Delegate = Callable[[ChatRequest], Awaitable[ChatResponse]]
+# A delegate answers a ChatResponse, or an Outcome that also carries the record of what it did.
+Delegate = Callable[[ChatRequest], Awaitable[ChatResponse | Outcome[ChatResponse]]]
 
 
 @dataclass(slots=True)

@@ -52,6 +52,19 @@ async def test_cascade_escalates_on_invalid_json_and_reports_the_saving() -> Non
         assert "careful" in r.router.route_names()
 
 
+async def test_a_pattern_named_as_a_model_hands_back_its_own_summary_record() -> None:
+    answers = [answer('{"answer": 1}', model="gpt-4o-mini")]
+    async with rig(answers, patterns=CASCADE) as r:
+        out = await r.router.complete_outcome(ask("careful"))
+        assert out.response is not None and out.audit is not None
+        assert out.audit is r.log.last()  # the summary, not the record of the tier it called
+        assert out.audit.route == "careful" and out.audit.request_id == out.response.request_id
+        stream = r.router.stream_outcome(ask("careful"))
+        assert [type(ev).__name__ async for ev in stream.events][-1] == "StreamEnd"
+        assert stream.audit is r.log.last() and stream.audit is not None
+        assert stream.audit.route == "careful"
+
+
 async def test_cascade_accepts_the_cheap_tier_when_confident_and_saves_money() -> None:
     answers = [answer("Paris. Confidence: 92%", model="gpt-4o-mini")]
     async with rig(answers) as r:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from router.clock import FakeClock
+from router.errors import ServerError
 from router.patterns import Cascade, RouterService
 from router.patterns.checks import length
 from router.types import AuditRecord, ChatRequest, ChatResponse, Message, Usage
@@ -23,6 +24,8 @@ class FakeService:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         self.asked.append(request.model)
         await self.clock.sleep(0.5)
+        if request.model not in self.answers:
+            raise ServerError(f"{request.model} is down", provider="fake", model=request.model)
         return ChatResponse(
             content=self.answers[request.model],
             model=request.model,
@@ -64,3 +67,13 @@ async def test_a_cascade_runs_on_a_fake_service() -> None:
     [record] = fake.published
     assert record.route == "careful" and record.winner == "top" and record.request_id == "fake-1"
     assert record.latency_s == 1.0  # two tiers of 0.5 s on the service's clock
+
+
+async def test_a_failed_pattern_outcome_carries_its_error_and_its_summary_record() -> None:
+    fake = FakeService({})
+    out = await Cascade(fake, ["cheap", "top"], [length(min_chars=5)], name="careful").outcome(
+        ChatRequest("careful", [Message("user", "hi")])
+    )
+    assert isinstance(out.error, ServerError) and out.response is None
+    assert out.audit is not None and out.audit is fake.published[-1]
+    assert out.audit.route == "careful" and out.audit.outcome == "error" and out.audit.error_kind == "server"
