@@ -248,13 +248,13 @@ def build_runtime(
 
     def plan(name: str, route: RouteConfig | None, chain: tuple[str, ...]) -> RoutePlan:
         retries = route.retries if route is not None and route.retries is not None else d.retries
-        policy = RetryPolicy(
-            max_retries=retries,
+        policy = RetryPolicy.from_config(
+            retries=retries,
             backoff_base=d.backoff_base,
             backoff_max=d.backoff_max,
             retry_after_cap=d.retry_after_cap,
             rng=rng,
-            stop=None if d.retry_timeouts else stop_on_silence(),
+            also_stop=None if d.retry_timeouts else stop_on_silence(),
         )
         timeouts = cfg.timeouts_for(route)
         on_error: dict[ErrorKind, tuple[str, ...]] = {}

@@ -6,15 +6,18 @@ deployment and fall back to the next one in the chain (which the engine decides)
 
 Rules, in order: an error that is not retryable (its ``retryable`` flag, which already reflects
 ``x-should-retry``, or its kind: bad request, auth, not found, context length, content policy,
-quota...) is never retried; nor after ``max_retries`` retries, nor when an extra ``stop``
-condition says so. The wait is the provider's ``retry_after`` when ``0 < retry_after <= cap``;
+quota...) is never retried; nor once the policy's ``stop`` says so (by default after 3 tries,
+i.e. 2 retries). The wait is the provider's ``retry_after`` when ``0 < retry_after <= cap``;
 a longer ask means "not this deployment for now", so the request falls back rather than block.
-Otherwise the wait is exponential backoff with multiplicative jitter, as the OpenAI SDK does
-(0.5 s * 2^n, at most 8 s, times 0.75-1.0). A wait that would not end before the request's
-deadline is not taken.
+Otherwise it is the policy's ``wait`` with multiplicative jitter; by default exponential backoff
+as the OpenAI SDK does (0.5 s * 2^n, at most 8 s, times 0.75-1.0). A wait that would not end
+before the request's deadline is not taken.
 
-Extra conditions compose like tenacity's: ``stop_after_attempt(3) | stop_after_delay(10)``,
-``wait_fixed(1) + wait_exponential(0.5)``.
+``stop`` and ``wait`` are the one way to say when and how long, composed like tenacity's:
+``stop_after_attempt(3) | stop_after_delay(10)``, ``wait_fixed(1) + wait_exponential(0.5)``.
+A config's ``retries: N``, ``backoff_base`` and ``backoff_max`` are
+``stop_after_attempt(N + 1)`` and ``wait_exponential(backoff_base, backoff_max)``
+(:meth:`RetryPolicy.from_config`).
 """
 
 from __future__ import annotations
@@ -141,6 +144,8 @@ class stop_after_attempt(Stop):
     __slots__ = ("attempts",)
 
     def __init__(self, attempts: int) -> None:
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"stop_after_attempt needs a whole number of tries >= 1, not {attempts!r}")
         self.attempts = attempts
 
     def __call__(self, state: AttemptState) -> bool:
@@ -242,6 +247,8 @@ class wait_exponential(Wait):
     __slots__ = ("base", "max")
 
     def __init__(self, base: float = 0.5, max: float = 8.0) -> None:  # `max`: tenacity's name
+        if not 0 <= base <= max:
+            raise ValueError(f"wait_exponential needs 0 <= base <= max, not {base!r}, {max!r}")
         self.base = base
         self.max = max
 
@@ -256,45 +263,69 @@ class wait_exponential(Wait):
 # --- the policy ----------------------------------------------------------------------------------
 
 
+def _tries_cap(stop: Stop) -> int | None:
+    """The most tries ``stop`` allows, when it says so (``stop_after_attempt``, alone or in an
+    ``|``): it names the retries in the decisions' reasons ("retry 1/2", "2 retries used")."""
+    if isinstance(stop, stop_after_attempt):
+        return stop.attempts
+    if isinstance(stop, _StopAny):
+        caps = [c for c in map(_tries_cap, stop.stops) if c is not None]
+        return min(caps) if caps else None
+    return None
+
+
 @dataclass(slots=True, frozen=True)
 class RetryPolicy:
     """Retries of one deployment: the engine's single entry point is :meth:`decide`.
 
-    ``stop`` adds conditions to ``max_retries`` (either one stops); ``wait`` replaces the
-    exponential backoff built from ``backoff_base`` and ``backoff_max``. ``jitter`` multiplies
-    every backoff wait by a factor drawn uniformly from ``(low, high)``; ``rng`` makes it
-    reproducible. A provider's ``retry_after`` is used as it is, without jitter.
+    ``stop`` says when to stop trying the deployment (by default after 3 tries: 2 retries);
+    ``wait`` how long to wait before the next try, before jitter (by default the OpenAI SDK's
+    exponential backoff, 0.5 s doubling up to 8 s). ``jitter`` multiplies every such wait by a
+    factor drawn uniformly from ``(low, high)``; ``rng`` makes it reproducible. A provider's
+    ``retry_after`` is used as it is, without jitter, up to ``retry_after_cap``.
     """
 
-    max_retries: int = 2
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
+    stop: Stop = field(default_factory=lambda: stop_after_attempt(3))
+    wait: Wait = field(default_factory=lambda: wait_exponential(0.5, 8.0))
     jitter: tuple[float, float] = (0.75, 1.0)
     retry_after_cap: float = 60.0
     rng: random.Random | None = field(default=None, compare=False, repr=False)
-    stop: Stop | None = None
-    wait: Wait | None = None
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, not {self.max_retries!r}")
-        if not 0 <= self.backoff_base <= self.backoff_max:
-            raise ValueError(
-                "backoff needs 0 <= backoff_base <= backoff_max, "
-                f"not {self.backoff_base!r}, {self.backoff_max!r}"
-            )
         low, high = self.jitter
         if not 0 <= low <= high:
             raise ValueError(f"jitter needs 0 <= low <= high, not {self.jitter!r}")
         if not self.retry_after_cap >= 0:
             raise ValueError(f"retry_after_cap must be >= 0, not {self.retry_after_cap!r}")
 
+    @classmethod
+    def from_config(
+        cls,
+        *,
+        retries: int,
+        backoff_base: float,
+        backoff_max: float,
+        retry_after_cap: float = 60.0,
+        rng: random.Random | None = None,
+        also_stop: Stop | None = None,
+    ) -> RetryPolicy:
+        """The policy a config's fields say: ``retries`` retries after the first try (then
+        ``also_stop``, if any, can stop earlier), backoff from ``backoff_base`` to ``backoff_max``."""
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a whole number >= 0, not {retries!r}")
+        stop: Stop = stop_after_attempt(retries + 1)
+        if also_stop is not None:
+            stop = stop | also_stop
+        return cls(
+            stop=stop,
+            wait=wait_exponential(backoff_base, backoff_max),
+            retry_after_cap=retry_after_cap,
+            rng=rng,
+        )
+
     def backoff(self, state: AttemptState) -> float:
-        """The jittered backoff wait for ``state`` (ignores ``retry_after`` and the deadline)."""
-        if self.wait is not None:
-            base = self.wait(state)
-        else:
-            base = min(self.backoff_base * 2.0 ** min(max(state.attempt - 1, 0), 64), self.backoff_max)
+        """The jittered wait for ``state`` (ignores ``retry_after`` and the deadline)."""
+        base = self.wait(state)
         low, high = self.jitter
         if low == high:
             return base * low
@@ -309,11 +340,12 @@ class RetryPolicy:
         kind = err.kind
         if not err.retryable or kind in NEVER_RETRIED:
             return RetryDecision(False, 0.0, "none", f"{kind.value} is not retryable")
-        if state.attempt > self.max_retries:
-            return RetryDecision(
-                False, 0.0, "none", f"{kind.value}: {self.max_retries} retries used, falling back"
-            )
-        if self.stop is not None and self.stop(state):
+        cap = _tries_cap(self.stop)
+        if self.stop(state):
+            if cap is not None and state.attempt >= cap:
+                return RetryDecision(
+                    False, 0.0, "none", f"{kind.value}: {cap - 1} retries used, falling back"
+                )
             return RetryDecision(False, 0.0, "none", f"{kind.value}: stopped by {self.stop!r}")
         wait: float
         source: WaitSourceName
@@ -338,9 +370,10 @@ class RetryPolicy:
                 "none",
                 f"{kind.value}: waiting {wait:.3g}s would pass the deadline ({left:.3g}s left)",
             )
+        of = f"/{cap - 1}" if cap is not None else ""
         return RetryDecision(
             True,
             wait,
             source,
-            f"{kind.value}: retry {state.attempt}/{self.max_retries} after {wait:.3g}s ({source})",
+            f"{kind.value}: retry {state.attempt}{of} after {wait:.3g}s ({source})",
         )

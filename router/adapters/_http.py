@@ -100,14 +100,14 @@ class HttpAdapter:
         self.connections = connections
         self.clock = clock
         # A transport given from outside is its owner's to close; the pool made here is ours.
-        self._own = transport is None
-        self.transport: Transport = (
-            HttpPool(limit=connections, max_body=max_reply_bytes) if transport is None else transport
-        )
+        self._own: HttpPool | None = None
+        if transport is None:
+            transport = self._own = HttpPool(limit=connections, max_body=max_reply_bytes)
+        self.transport: Transport = transport
 
     async def aclose(self) -> None:
-        if self._own and isinstance(self.transport, HttpPool):
-            await self.transport.aclose()
+        if self._own is not None:
+            await self._own.aclose()
 
     def _where(self, deployment: Deployment) -> dict[str, Any]:
         return {"provider": deployment.provider, "model": deployment.name}
@@ -146,7 +146,9 @@ class HttpAdapter:
                 resp.close()
             raise
         if status >= 300:
-            raise classify_response(self.codec.kind, status, body, resp.headers, **self._where(deployment))
+            raise classify_response(
+                self.codec.kind, status, body, resp.headers, **self._where(deployment), now_epoch=clock.wall()
+            )
         try:
             return safejson.loads(body)
         except ValueError:
@@ -213,7 +215,9 @@ class HttpAdapter:
                     body = await resp.read(_left(deadline, clock))
                 except E.RouterError:
                     body = b""
-                raise classify_response(codec.kind, resp.status, body, resp.headers, **where)
+                raise classify_response(
+                    codec.kind, resp.status, body, resp.headers, **where, now_epoch=clock.wall()
+                )
             acc = StreamAccumulator(deployment)
             parser = SSEParser()
             begun = False

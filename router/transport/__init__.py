@@ -7,8 +7,9 @@
 - :class:`MemoryTransport` (:mod:`router.transport.memory`): scripted :class:`Reply` s in memory,
   with delays, pauses, cuts and hangs on an injected clock, for tests.
 
-``Router(config, transport=...)`` sends every provider's calls through the given transport;
-without one, each provider gets its own :class:`HttpPool`. A transport raises the router's own
+``Router(config, transport=...)`` sends every provider's calls through the given transport (which
+stays the caller's to close); without one, each provider gets its own :class:`HttpPool`, closed
+with the router. A transport raises the router's own
 errors (:mod:`router.errors`): :class:`~router.errors.ConnectFailed`,
 :class:`~router.errors.ConnectTimeout`, :class:`~router.errors.ReadTimeout`,
 :class:`~router.errors.StreamCut`, :class:`~router.errors.ReplyTooLarge`.

@@ -94,7 +94,9 @@ def anthropic_sse(*pieces: str | Pause, **kw: Any) -> Reply:
     return Reply.sse(*items, **kw)
 
 
-def config(chain: tuple[str, ...] = ("gpt", "claude"), **defaults: Any) -> Any:
+def config(chain: tuple[str, ...] = ("gpt", "claude"), *, continuation: bool = False, **defaults: Any) -> Any:
+    """Two providers on the in-memory transport's URLs; Claude continues cut streams only when
+    ``continuation`` says so (otherwise a stall is the caller's to see)."""
     return parse_config(
         {
             "providers": {
@@ -107,7 +109,7 @@ def config(chain: tuple[str, ...] = ("gpt", "claude"), **defaults: Any) -> Any:
                     "provider": "anthropic",
                     "model": "claude-sonnet-4-5",
                     "max_tokens": 256,
-                    "continuation": False,
+                    "continuation": continuation,
                 },
             },
             "routes": {"main": {"chain": list(chain)}},

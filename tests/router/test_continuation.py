@@ -2,7 +2,8 @@
 
 The pure parts (which plan, which request, the splice) are tested alone; the rest runs the
 router against the mock over loopback sockets, with chaos faults that hit only the first stream,
-so the continuation's answer can be compared with the mock's deterministic one.
+so the continuation's answer can be compared with the mock's deterministic one; a stall, which
+would need real time on a socket, runs on the in-memory transport and a fake clock.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from memory_upstream import anthropic_sse
+from memory_upstream import config as memory_config
 
 from chaos import ChaosEngine, Rule, create_mock_app
 from mockproviders.clock import FakeClock as MockFakeClock
@@ -26,6 +29,7 @@ from router._continuation import Splice, continuation_plan, continuation_request
 from router.adapters import CODECS, anthropic, make_deployment, mistral
 from router.audit import AuditLog, record_to_dict
 from router.clock import FakeClock
+from router.transport import MemoryTransport, Pause
 from router.types import (
     AuditRecord,
     ChatRequest,
@@ -259,13 +263,23 @@ async def test_a_stream_cut_mid_answer_is_continued_into_the_whole_answer(
 
 
 async def test_a_stall_mid_answer_is_continued() -> None:
-    expected = await whole_answer(["claude"])
-    stall = once("stall", "anthropic", after_tokens=3, duration="600ms")
-    async with stack(["claude"], stall, real_time=True, idle="100ms") as (router, log):
-        events = [ev async for ev in router.stream(ask())]
-    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == expected
+    """On the in-memory transport and the router's fake clock: the stall costs the idle limit
+    there, and no real time here (it took a real 0.1 s idle limit against the mock)."""
+    clock = FakeClock()
+    upstream = MemoryTransport(clock=clock)
+    stalled = anthropic_sse("The answer ", "is ", Pause(600.0), "never sent")
+    upstream.add("/messages", stalled, anthropic_sse("forty-two."))
+    cfg = memory_config(("claude",), continuation=True, timeouts={"total": "60s", "idle": "2s"}, retries=1)
+    log = AuditLog()
+    router = Router(cfg, clock=clock, transport=upstream, listeners=[log])
+    events = [ev async for ev in router.stream(ask())]
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "The answer is forty-two."
     rec = audit(log)
     assert [(a.outcome, a.error_kind) for a in rec.attempts] == [("error", "stall"), ("success", None)]
+    assert clock.now() == 2.0  # the idle limit, on the fake clock
+    prefill = upstream.requests[1].json()["messages"][-1]
+    assert prefill["role"] == "assistant" and prefill["content"].startswith("The answer is")
+    await router.aclose()
 
 
 async def test_an_openai_primary_is_continued_by_a_fallback_that_can() -> None:

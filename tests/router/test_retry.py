@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -111,9 +112,12 @@ def test_no_error_no_retry() -> None:
 
 
 def test_exponential_backoff_is_capped() -> None:
-    policy = RetryPolicy(max_retries=10, jitter=(1.0, 1.0))
+    policy = RetryPolicy(stop=stop_after_attempt(11), jitter=(1.0, 1.0))
     waits = [policy.decide(state(ServerError("x"), n)).wait for n in range(1, 8)]
     assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    huge = policy.decide(state(ServerError("x"), 10**9))  # the exponent is clamped: no overflow
+    assert huge.retry is False and "10 retries used" in huge.reason
+    assert RetryPolicy(stop=stop_never, jitter=(1.0, 1.0)).backoff(state(None, 10**9)) == 8.0
 
 
 def test_jitter_is_multiplicative_and_seedable() -> None:
@@ -146,11 +150,36 @@ def test_zero_retry_after_means_backoff() -> None:
 
 
 def test_retries_run_out() -> None:
-    policy = RetryPolicy(max_retries=2)
-    assert policy.decide(state(ServerError("x"), 2)).retry
+    policy = RetryPolicy()  # 3 tries: 2 retries
+    assert policy.decide(state(ServerError("x"), 2)).reason.startswith("server: retry 2/2 after")
     decision = policy.decide(state(ServerError("x"), 3))
     assert not decision.retry and "2 retries used" in decision.reason
-    assert not RetryPolicy(max_retries=0).decide(state(ServerError("x"), 1)).retry
+    assert not RetryPolicy(stop=stop_after_attempt(1)).decide(state(ServerError("x"), 1)).retry
+
+
+def test_a_configs_fields_are_the_same_stop_and_wait() -> None:
+    """`retries`, `backoff_base`, `backoff_max` (what users write in YAML) map onto the one API."""
+    policy = RetryPolicy.from_config(retries=2, backoff_base=0.25, backoff_max=1.0)
+    assert repr(policy.stop) == "stop_after_attempt(3)" and repr(policy.wait) == "wait_exponential(0.25, 1.0)"
+    silent = RetryPolicy.from_config(
+        retries=4, backoff_base=0.5, backoff_max=8.0, also_stop=stop_after_delay(9)
+    )
+    assert repr(silent.stop) == "stop_after_attempt(5) | stop_after_delay(9)"
+    assert silent.decide(state(ServerError("x"), 4)).reason.startswith("server: retry 4/4 after")
+    assert "4 retries used" in silent.decide(state(ServerError("x"), 5)).reason
+    stopped = silent.decide(state(ServerError("x"), 1, started_at=0.0, now=9.0))
+    assert not stopped.retry and "stopped by stop_after_attempt(5) | stop_after_delay(9)" in stopped.reason
+    with pytest.raises(ValueError, match="retries must be a whole number >= 0, not -1"):
+        RetryPolicy.from_config(retries=-1, backoff_base=0.5, backoff_max=8.0)
+    with pytest.raises(ValueError, match=r"0 <= base <= max, not 2\.0, 1\.0"):
+        RetryPolicy.from_config(retries=1, backoff_base=2.0, backoff_max=1.0)
+
+
+def test_the_old_two_way_keywords_are_refused_by_name() -> None:
+    """One API: `max_retries`/`backoff_*` beside `stop`/`wait` is gone, not silently ignored."""
+    for old in ("max_retries", "backoff_base", "backoff_max"):
+        with pytest.raises(TypeError, match=old):
+            RetryPolicy(**{old: 1})  # type: ignore[arg-type]
 
 
 def test_no_wait_past_the_deadline() -> None:
@@ -177,7 +206,7 @@ def test_stop_conditions_compose() -> None:
 
 
 def test_extra_stop_in_the_policy() -> None:
-    policy = RetryPolicy(max_retries=5, stop=stop_after_total_attempts(4) | stop_after_delay(30.0))
+    policy = RetryPolicy(stop=stop_after_attempt(6) | stop_after_total_attempts(4) | stop_after_delay(30.0))
     assert policy.decide(state(ServerError("x"), 1, total=3)).retry
     stopped = policy.decide(state(ServerError("x"), 1, total=4))
     assert not stopped.retry and "stop_after_total_attempts(4)" in stopped.reason
@@ -187,7 +216,7 @@ def test_extra_stop_in_the_policy() -> None:
 def test_waits_compose() -> None:
     w = wait_fixed(1.0) + wait_exponential(0.5, 4.0)
     assert [w(state(None, n)) for n in (1, 2, 3, 4, 5)] == [1.5, 2.0, 3.0, 5.0, 5.0]
-    policy = RetryPolicy(max_retries=3, jitter=(1.0, 1.0), wait=w)
+    policy = RetryPolicy(stop=stop_after_attempt(4), jitter=(1.0, 1.0), wait=w)
     assert policy.decide(state(ServerError("x"), 2)).wait == 2.0
     assert repr(w) == "wait_fixed(1.0) + wait_exponential(0.5, 4.0)"
 
@@ -195,9 +224,6 @@ def test_waits_compose() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"max_retries": -1},
-        {"backoff_base": 2.0, "backoff_max": 1.0},
-        {"backoff_base": -1.0},
         {"jitter": (1.0, 0.5)},
         {"jitter": (-0.1, 1.0)},
         {"retry_after_cap": -1.0},
@@ -208,10 +234,23 @@ def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: stop_after_attempt(0), "tries >= 1, not 0"),
+        (lambda: wait_exponential(2.0, 1.0), "0 <= base <= max"),
+        (lambda: wait_exponential(-1.0, 1.0), "0 <= base <= max"),
+    ],
+)
+def test_bad_pieces_are_refused_with_their_reason(make: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 async def test_a_retry_loop_on_the_fake_clock_never_sleeps_for_real() -> None:
     """How the engine drives the policy: decide, sleep on the clock, try again."""
     clock = FakeClock()
-    policy = RetryPolicy(max_retries=3, jitter=(1.0, 1.0))
+    policy = RetryPolicy(stop=stop_after_attempt(4), jitter=(1.0, 1.0))
     errors: list[RouterError] = [ServerError("1"), RateLimited("2", retry_after=3.0), ConnectFailed("3")]
     started = clock.now()
     for attempt, err in enumerate(errors, start=1):
@@ -232,20 +271,37 @@ errors = st.builds(
     st.one_of(st.none(), st.floats(-10, 1000, allow_nan=False)),
     st.one_of(st.none(), st.booleans()),
 )
-policies = st.builds(
-    RetryPolicy,
-    max_retries=st.integers(0, 6),
-    backoff_base=st.floats(0, 2),
-    backoff_max=st.floats(2, 30),
-    retry_after_cap=st.floats(0, 120),
-    rng=st.integers(0, 2**32).map(random.Random),
+settings_ = st.fixed_dictionaries(
+    {
+        "retries": st.integers(0, 6),
+        "backoff_base": st.floats(0, 2),
+        "backoff_max": st.floats(2, 30),
+        "retry_after_cap": st.floats(0, 120),
+        "rng": st.integers(0, 2**32).map(random.Random),
+    }
 )
+
+
+class Configured:
+    """A policy built from a config's fields, with those fields at hand for the assertions."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.policy = RetryPolicy.from_config(**fields)
+        self.max_retries: int = fields["retries"]
+        self.backoff_max: float = fields["backoff_max"]
+        self.retry_after_cap: float = fields["retry_after_cap"]
+
+    def decide(self, s: AttemptState) -> Any:
+        return self.policy.decide(s)
+
+
+policies = settings_.map(Configured)
 remaining = st.one_of(st.none(), st.floats(0, 100))
 
 
 @given(policies, errors, st.integers(1, 10), remaining)
 def test_invariants_of_every_decision(
-    policy: RetryPolicy, err: RouterError, attempt: int, left: float | None
+    policy: Configured, err: RouterError, attempt: int, left: float | None
 ) -> None:
     decision = policy.decide(state(err, attempt, remaining=left))
     if not decision.retry:
@@ -260,11 +316,11 @@ def test_invariants_of_every_decision(
         assert decision.wait == err.retry_after and 0 < decision.wait <= policy.retry_after_cap
     else:
         assert decision.source == "backoff"
-        assert decision.wait <= policy.backoff_max * policy.jitter[1]
+        assert decision.wait <= policy.backoff_max * policy.policy.jitter[1]
 
 
 @given(policies, st.floats(0.001, 1000))
-def test_retry_after_is_honoured_exactly_up_to_the_cap(policy: RetryPolicy, ra: float) -> None:
+def test_retry_after_is_honoured_exactly_up_to_the_cap(policy: Configured, ra: float) -> None:
     decision = policy.decide(state(RateLimited("429", retry_after=ra)))
     if policy.max_retries == 0:
         assert not decision.retry
@@ -276,7 +332,7 @@ def test_retry_after_is_honoured_exactly_up_to_the_cap(policy: RetryPolicy, ra: 
 
 @given(policies, st.lists(st.sampled_from(RETRYABLE), min_size=1, max_size=20))
 def test_attempts_never_exceed_max_retries_plus_one(
-    policy: RetryPolicy, classes: list[type[RouterError]]
+    policy: Configured, classes: list[type[RouterError]]
 ) -> None:
     attempt = 1
     for cls in classes:

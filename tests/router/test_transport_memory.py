@@ -144,6 +144,18 @@ async def test_an_error_status_is_classified_and_falls_back() -> None:
     assert up.attempts() == [("gpt", "error", "rate_limit"), ("claude", "success", None)]
 
 
+async def test_a_retry_after_date_is_read_on_the_routers_clock() -> None:
+    """`retry-after: <HTTP-date>` is measured against the router's wall clock, not the machine's."""
+    up = Upstream(retries=1)
+    when = "Tue, 14 Nov 2023 22:13:30 GMT"  # FakeClock's epoch, 1_700_000_000, is 22:13:20 that day
+    limited = Reply.json(
+        {"error": {"message": "later", "type": "rate_limit_exceeded"}}, 429, headers={"retry-after": when}
+    )
+    up.transport.add(OPENAI, limited, openai_json("fine"))
+    assert (await up.router.complete(ask("gpt"))).content == "fine"
+    assert up.clock.sleeps == [10.0]
+
+
 # --- the router through it: limits on the fake clock ------------------------------------------------
 
 
@@ -174,6 +186,15 @@ async def test_a_hang_after_the_request_costs_the_read_limit_then_fails_over() -
     assert type(only) is E.ReadTimeout and "read timeout" in str(only) and "connect" not in str(only)
     assert (only.provider, only.model) == ("openai", "gpt")
     assert up.clock.now() == 10.0  # read: 10s
+
+
+async def test_a_hang_costs_one_read_timeout_then_fails_over() -> None:
+    up = Upstream(retries=2)  # a timeout is not retried on the same model: it fails over
+    up.transport.add(OPENAI, Reply.fail("hang"))
+    up.transport.add(ANTHROPIC, anthropic_json("ok"))
+    assert (await up.router.complete(ask())).model == "claude"
+    assert up.attempts() == [("gpt", "error", "timeout"), ("claude", "success", None)]
+    assert up.clock.now() == 10.0
 
 
 async def test_a_slow_first_token_fails_over_invisibly_after_the_first_token_limit() -> None:
