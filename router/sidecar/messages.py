@@ -27,16 +27,9 @@ from typing import Any
 
 from router.errors import AllAttemptsFailed, ErrorKind, RouterError, Unavailable
 from router.ratelimit import estimate_tokens
+from router.sidecar import parsing
 from router.sidecar.errors import Answer, Scrubber, exhausted_status, retry_after
-from router.sidecar.parsing import (
-    WireError,
-    _model,
-    _opt_int,
-    _opt_number,
-    _want,
-    parse_text_parts,
-    parse_tools,
-)
+from router.sidecar.parsing import WireError, _model, _opt_int, _opt_number, _want
 from router.structured import FormatError, from_responses
 from router.types import (
     ChatRequest,
@@ -150,7 +143,7 @@ def _text_block(block: dict[str, Any], path: str) -> None:
 
 
 def _text_blocks(value: Any, path: str) -> str | list[TextPart]:
-    return parse_text_parts(value, path, "content blocks", _text_block)
+    return parsing.parse_text_parts(value, path, "content blocks", _text_block)
 
 
 def _tool_result_text(value: Any, path: str) -> str:
@@ -265,7 +258,7 @@ def _common(body: dict[str, Any], keys: frozenset[str]) -> ChatRequest:
     if system is not None:
         req.system = _text_blocks(system, "system")
     if body.get("tools") is not None:
-        req.tools = parse_tools(body["tools"], _tool, "input_schema", schema_required=True)
+        req.tools = parsing.parse_tools(body["tools"], _tool, "input_schema", schema_required=True)
     if body.get("tool_choice") is not None:
         req.tool_choice = _tool_choice(body["tool_choice"])
     thinking = body.get("thinking")

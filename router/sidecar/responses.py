@@ -23,16 +23,9 @@ import time
 from json.encoder import encode_basestring_ascii as _jstr
 from typing import Any
 
+from router.sidecar import parsing
 from router.sidecar.errors import Scrubber, stream_error_body
-from router.sidecar.parsing import (
-    WireError,
-    _model,
-    _opt_int,
-    _opt_number,
-    _want,
-    parse_text_parts,
-    parse_tools,
-)
+from router.sidecar.parsing import WireError, _model, _opt_int, _opt_number, _want
 from router.structured import FormatError, from_responses, to_responses
 from router.types import (
     ChatRequest,
@@ -117,7 +110,7 @@ def _text_part(part: dict[str, Any], path: str) -> None:
 
 
 def _parts(value: Any, path: str) -> str | list[TextPart]:
-    return parse_text_parts(value, path, "content parts", _text_part, cache=False)
+    return parsing.parse_text_parts(value, path, "content parts", _text_part, cache=False)
 
 
 def _input(value: Any) -> list[Message]:
@@ -215,7 +208,7 @@ def parse(body: dict[str, Any]) -> tuple[ChatRequest, Echo]:
     if instructions is not None:
         req.system = _want(instructions, str, "instructions", "a string")
     if body.get("tools") is not None:
-        req.tools = parse_tools(body["tools"], _tool, "parameters")
+        req.tools = parsing.parse_tools(body["tools"], _tool, "parameters")
     if body.get("tool_choice") is not None:
         req.tool_choice = _tool_choice(body["tool_choice"])
     text = body.get("text")
