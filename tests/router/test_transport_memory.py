@@ -8,9 +8,12 @@ checked to the millisecond it was set to.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from memory_upstream import (
     ANTHROPIC,
     OPENAI,
@@ -102,6 +105,34 @@ async def test_a_hang_without_a_limit_waits_until_cancelled() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+pieces = st.lists(st.one_of(st.binary(min_size=1, max_size=8), st.floats(0, 10).map(Pause)), max_size=12)
+
+
+@given(pieces, st.lists(st.one_of(st.none(), st.floats(0.01, 4)), min_size=1, max_size=6))
+async def test_every_piece_arrives_in_order_and_pauses_cost_exactly_their_length(
+    chunks: list[bytes | Pause], timeouts: list[float | None]
+) -> None:
+    """Whatever the limits each read is given, a body comes whole and in order, each timeout costs
+    exactly its limit, and the pauses cost their length in all (a pause cut by a limit resumes)."""
+    clock = FakeClock()
+    t = MemoryTransport(clock=clock).add("/", Reply(chunks=tuple(chunks)))
+    resp = await t.handle_async_request(Request("http://h/", b"", {}))
+    got: list[bytes] = []
+    for i in itertools.count():
+        timeout = timeouts[i % len(timeouts)]
+        before = clock.now()
+        try:
+            piece = await resp.readany(timeout)
+        except E.ReadTimeout:
+            assert timeout is not None and clock.now() - before == pytest.approx(timeout)
+            continue
+        if not piece:
+            break
+        got.append(piece)
+    assert b"".join(got) == b"".join(c for c in chunks if isinstance(c, bytes))
+    assert clock.now() == pytest.approx(sum(c.seconds for c in chunks if isinstance(c, Pause)))
 
 
 def test_a_negative_pause_is_refused() -> None:
