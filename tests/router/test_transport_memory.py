@@ -293,3 +293,36 @@ async def test_a_cut_after_output_is_never_a_success() -> None:
     with pytest.raises(E.StreamInterrupted) as info:
         await collect(up, "gpt")
     assert info.value.cause_kind is E.ErrorKind.STREAM_CUT and info.value.partial == "half "
+
+
+async def test_one_given_transport_serves_every_provider_and_stays_the_callers() -> None:
+    up = Upstream()
+    up.transport.add(OPENAI, Reply.fail("refused"))
+    up.transport.add(ANTHROPIC, anthropic_json("ok"))
+    assert (await up.router.complete(ask())).model == "claude"
+    assert [r.url.split("/")[2] for r in up.transport.requests] == ["openai.test", "anthropic.test"]
+    await up.router.aclose()  # closes the adapters, not the transport they were given
+    resp = await up.transport.handle_async_request(Request(ANTHROPIC + "/messages", b"{}", {}))
+    assert resp.status == 200 and b"ok" in await resp.read()
+
+
+def test_the_clients_old_exception_names_still_catch_what_replaced_them() -> None:
+    """Deprecated aliases (router.transport): an `except` written against them keeps working."""
+    from router import transport as T
+
+    pairs = [
+        (T.TransportError, E.TransportError),
+        (T.ConnectError, E.ConnectFailed),
+        (T.Disconnected, E.ConnectFailed),
+        (T.ProtocolError, E.ConnectFailed),
+        (T.ConnectTimeout, E.ConnectTimeout),
+        (T.HeadTimeout, E.ReadTimeout),
+        (T.PayloadError, E.StreamCut),
+        (T.TooLarge, E.ReplyTooLarge),
+    ]
+    for old, new in pairs:
+        assert old is new
+    assert issubclass(E.ConnectTimeout, E.AttemptTimeout) and issubclass(E.ReadTimeout, E.AttemptTimeout)
+    assert issubclass(E.ReplyTooLarge, E.MalformedResponse)
+    assert E.ReadTimeout("x").kind is E.ErrorKind.TIMEOUT and E.ReadTimeout("x").http_status == 504
+    assert E.ReplyTooLarge("x").kind is E.ErrorKind.MALFORMED and E.ReplyTooLarge("x").retryable
