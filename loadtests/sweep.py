@@ -19,7 +19,6 @@ sweep runs on the master, which sends each step's arrival rate to the workers, s
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 import zlib
@@ -38,10 +37,11 @@ from locust.stats import StatsEntry
 from loadtests import knee, slo, sweep_options, sweep_report, users
 from loadtests.arrivals import Dispatcher, StepPlan
 from loadtests.routerstats import RouterFigures, Snapshot, scrape
+from turnout.logs import get_logger
 
 __all__ = ["SweepShape", "SweepUser"]
 
-logger = logging.getLogger("loadtests.sweep")
+logger = get_logger("loadtests.sweep")
 
 # The SLO gate judges a whole run; a sweep judges each step itself and sets its own exit code.
 events.quitting.remove_listener(users._slo_gate)

@@ -44,11 +44,12 @@ from loadtests.validation import (
     error_summary,
     routing_from_headers,
 )
+from turnout.logs import get_logger
 from turnout.sse import SSEDecodeError, SSEParser
 
 __all__ = ["ChatUser"]
 
-logger = logging.getLogger("loadtests")
+logger = get_logger("loadtests")
 
 SLO_FAILED_EXIT_CODE = 3
 

@@ -24,7 +24,6 @@ cost; an attempt in flight when the request stops (a hedge's loser) is recorded 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -42,8 +41,9 @@ from router.headers import RateLimitSnapshot
 from router.hooks import RouterListener
 from router.retry import AttemptState
 from router.types import AttemptRecord, AuditRecord, Usage, WaitSource
+from turnout.logs import get_logger
 
-log = logging.getLogger("turnout.router")
+log = get_logger("turnout.router")
 
 T = TypeVar("T")
 AttemptFn = Callable[[DeploymentRuntime, CallOptions], Awaitable[T]]

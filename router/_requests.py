@@ -12,7 +12,6 @@ the listeners. Every request's record is also put on the caller's outcome
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,13 +25,14 @@ from router.cost import PriceTable
 from router.hooks import RouterListener
 from router.outcome import Outcome, StreamOutcome
 from router.types import AuditRecord, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage
+from turnout.logs import get_logger
 
 if TYPE_CHECKING:
     from router.patterns.planner import Planned
 
 __all__ = ["Requests", "delegated"]
 
-log = logging.getLogger("turnout.router")
+log = get_logger("turnout.router")
 
 
 def delegated(

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from router.errors import BudgetExceeded
 from router.patterns.planner import Finish, PlanContext
 from router.patterns.rules import input_tokens
 from router.types import AuditRecord, ChatRequest, Usage
+from turnout.logs import get_logger
 
 if TYPE_CHECKING:
     from router.patterns.config import BudgetConfig
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Budget", "Budgets", "MemorySpend", "SpendStore", "period_bounds", "usd"]
 
-log = logging.getLogger("turnout.router")
+log = get_logger("turnout.router")
 
 Period = Literal["hour", "day", "month"]
 _PERIOD_WORD = {"hour": "this hour", "day": "today", "month": "this month"}

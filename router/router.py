@@ -9,7 +9,6 @@ continued after a cut) are :mod:`router._streaming`, whose docstring gives the s
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -38,13 +37,14 @@ from router.types import (
     StreamEvent,
     Usage,
 )
+from turnout.logs import get_logger
 
 if TYPE_CHECKING:
     from router.patterns.planner import Planner
 
 __all__ = ["Router"]
 
-log = logging.getLogger("turnout.router")
+log = get_logger("turnout.router")
 
 
 async def _discard_response(resp: ChatResponse | EmbeddingResponse) -> Usage | None:

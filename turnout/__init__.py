@@ -6,7 +6,7 @@ OpenAI/Anthropic/Mistral server), ``chaos`` (faults, scenarios, the fault proxy 
 ``loadtests`` (Locust suites). This package holds the shared command line (:mod:`turnout.cli`)
 and the shared leaf, what every package needs once: :mod:`turnout.sse` (server-sent events, both
 ways), :mod:`turnout.durations`, :mod:`turnout.yamlfile` (YAML files with ``${VAR}``),
-:mod:`turnout.safejson` (bounded JSON) and
+:mod:`turnout.logs` (structlog, one place that formats), :mod:`turnout.safejson` (bounded JSON) and
 :mod:`turnout.problems` (error wording). Every package may import the leaf; the leaf imports
 none of them, nor the command line (tests/turnout/test_turnout_leaf.py holds it to that).
 """

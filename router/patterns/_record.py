@@ -141,3 +141,19 @@ async def pattern_outcome(run: Callable[..., Awaitable[Any]], request: ChatReque
     except RouterError as err:
         out.error = err
     return out
+
+
+class PatternCalls:
+    """A pattern's ``complete`` and ``outcome``, from its ``run`` (whose result has a ``response``)."""
+
+    async def run(self, request: ChatRequest, *, outcome: Outcome[ChatResponse] | None = None) -> Any:
+        raise NotImplementedError
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """The pattern's answer to ``request``; the error that ended it raised."""
+        response: ChatResponse = (await self.run(request)).response
+        return response
+
+    async def outcome(self, request: ChatRequest) -> Outcome[ChatResponse]:
+        """:meth:`run` as an outcome: the answer or the error, and the summary record."""
+        return await pattern_outcome(self.run, request)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from router.errors import RouterError
 from router.outcome import Outcome
-from router.patterns._record import PatternRun, capture, failure_reason, pattern_outcome
+from router.patterns._record import PatternCalls, PatternRun, capture, failure_reason
 from router.patterns.checks import Check
 from router.types import ChatRequest, ChatResponse
 
@@ -60,20 +60,13 @@ class CascadeResult:
     summary: CascadeSummary
 
 
-class Cascade:
+class Cascade(PatternCalls):
     def __init__(
         self, router: RouterService, tiers: Sequence[str], checks: Sequence[Check], *, name: str = "cascade"
     ):
         if len(tiers) < 2:
             raise ValueError("a cascade needs at least two tiers")
         self.router, self.tiers, self.checks, self.name = router, list(tiers), list(checks), name
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        return (await self.run(request)).response
-
-    async def outcome(self, request: ChatRequest) -> Outcome[ChatResponse]:
-        """:meth:`run` as an outcome: the answer or the error, and the summary record."""
-        return await pattern_outcome(self.run, request)
 
     async def run(
         self, request: ChatRequest, *, outcome: Outcome[ChatResponse] | None = None

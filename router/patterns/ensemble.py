@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from router.errors import AllAttemptsFailed, RouterError
 from router.outcome import Outcome
-from router.patterns._record import PatternRun, capture, pattern_outcome, root_error
+from router.patterns._record import PatternCalls, PatternRun, capture, root_error
 from router.types import ChatRequest, ChatResponse, Message
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class EnsembleResult:
 JUDGE_SYSTEM = "You compare candidate answers. Reply with the number of the best answer and nothing else."
 
 
-class Ensemble:
+class Ensemble(PatternCalls):
     def __init__(
         self,
         router: RouterService,
@@ -112,13 +112,6 @@ class Ensemble:
         self.router, self.members, self.mode, self.name = router, list(members), mode, name
         self.labels = list(labels) if labels is not None else None
         self.judge, self.normalize = judge, normalize
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        return (await self.run(request)).response
-
-    async def outcome(self, request: ChatRequest) -> Outcome[ChatResponse]:
-        """:meth:`run` as an outcome: the answer or the error, and the summary record."""
-        return await pattern_outcome(self.run, request)
 
     async def run(
         self, request: ChatRequest, *, outcome: Outcome[ChatResponse] | None = None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from router.errors import AllAttemptsFailed, RouterError
 from router.outcome import Outcome
-from router.patterns._record import PatternRun, capture, pattern_outcome, root_error
+from router.patterns._record import PatternCalls, PatternRun, capture, root_error
 from router.patterns.template import render
 from router.types import ChatRequest, ChatResponse, Message, Usage
 
@@ -95,7 +95,7 @@ class PipelineResult:
     latency_s: float
 
 
-class Pipeline:
+class Pipeline(PatternCalls):
     def __init__(self, router: RouterService, stages: Sequence[Stage], *, name: str = "pipeline") -> None:
         if not stages:
             raise ValueError("a pipeline needs at least one stage")
@@ -106,13 +106,6 @@ class Pipeline:
         cls, router: RouterService, config: PipelineConfig, *, name: str = "pipeline"
     ) -> Pipeline:
         return cls(router, [Stage.from_config(s) for s in config.stages], name=name)
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        return (await self.run(request)).response
-
-    async def outcome(self, request: ChatRequest) -> Outcome[ChatResponse]:
-        """:meth:`run` as an outcome: the answer or the error, and the summary record."""
-        return await pattern_outcome(self.run, request)
 
     async def run(
         self, request: ChatRequest | str, *, outcome: Outcome[ChatResponse] | None = None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import logging
 import math
 import time
 from collections import deque
@@ -38,7 +37,9 @@ if TYPE_CHECKING:
 
     from router.types import AttemptRecord, AuditRecord
 
-log = logging.getLogger("turnout.sidecar.alerts")
+from turnout.logs import get_logger
+
+log = get_logger("turnout.sidecar.alerts")
 
 RuleKind = Literal["error_rate", "latency", "cost", "fallback_rate"]
 

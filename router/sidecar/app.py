@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -29,8 +28,9 @@ from router.sidecar.metrics import Metrics
 from router.sidecar.settings import ServerSettings, SidecarSettings
 from router.sidecar.state import STATE, RouterFactory, State, attach_listeners
 from router.sidecar.wire import WireError
+from turnout.logs import get_logger
 
-log = logging.getLogger("turnout.sidecar")
+log = get_logger("turnout.sidecar")
 
 # The front door's dispatch for the hot endpoints (router.sidecar.server.SidecarServer).
 DISPATCH: web.AppKey[Dispatch] = web.AppKey("dispatch")

@@ -45,6 +45,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"],
         help="log lines of this level and above go to stderr (default: info)",
     )
+    parser.add_argument(
+        "--log-format",
+        default="console",
+        choices=["console", "json"],
+        help="stderr lines as text or as one JSON object each, for turnout's events and aiohttp's"
+        " alike (default: console)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

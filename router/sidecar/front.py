@@ -23,7 +23,6 @@ its request's task (and so the upstream call); connections are kept alive, close
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -32,10 +31,11 @@ from typing import Any
 from multidict import CIMultiDict
 
 from router.sidecar.errors import json_answer
+from turnout.logs import get_logger
 
 __all__ = ["Exchange", "Front", "FrontProtocol"]
 
-log = logging.getLogger("turnout.sidecar")
+log = get_logger("turnout.sidecar")
 
 # The endpoints served here: path -> the handler's name in the dispatch table (the three front
 # ends' hot paths: OpenAI chat and embeddings, Anthropic Messages, OpenAI Responses).

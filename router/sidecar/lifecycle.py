@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from router.outcome import Outcome, StreamOutcome
 from router.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from turnout.logs import get_logger
 
-log = logging.getLogger("turnout.sidecar")
+log = get_logger("turnout.sidecar")
 
 
 class RouterLike(Protocol):

@@ -28,7 +28,7 @@ from typing import Any
 from router.errors import AllAttemptsFailed, ErrorKind, RouterError, Unavailable
 from router.ratelimit import estimate_tokens
 from router.sidecar.errors import Answer, Scrubber, exhausted_status, retry_after
-from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want, parse_tools
+from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want, parse_text_parts, parse_tools
 from router.structured import FormatError, from_responses
 from router.types import (
     ChatRequest,
@@ -133,22 +133,16 @@ def stream_error(err: BaseException, scrub: Scrubber) -> bytes:
 # --- requests ----------------------------------------------------------------------------------------
 
 
+def _text_block(block: dict[str, Any], path: str) -> None:
+    if block.get("type") != "text":
+        raise WireError(
+            f"{path}.type: only 'text' blocks are supported here, got {block.get('type')!r}.",
+            f"{path}.type",
+        )
+
+
 def _text_blocks(value: Any, path: str) -> str | list[TextPart]:
-    if isinstance(value, str):
-        return value
-    _want(value, list, path, "a string or an array of content blocks")
-    parts: list[TextPart] = []
-    for i, block in enumerate(value):
-        bpath = f"{path}[{i}]"
-        _want(block, dict, bpath, "an object")
-        if block.get("type") != "text":
-            raise WireError(
-                f"{bpath}.type: only 'text' blocks are supported here, got {block.get('type')!r}.",
-                f"{bpath}.type",
-            )
-        text = _want(block.get("text"), str, f"{bpath}.text", "a string")
-        parts.append(TextPart(text, isinstance(block.get("cache_control"), dict)))
-    return parts
+    return parse_text_parts(value, path, "content blocks", _text_block)
 
 
 def _tool_result_text(value: Any, path: str) -> str:

@@ -24,7 +24,7 @@ from json.encoder import encode_basestring_ascii as _jstr
 from typing import Any
 
 from router.sidecar.errors import Scrubber, stream_error_body
-from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want, parse_tools
+from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want, parse_text_parts, parse_tools
 from router.structured import FormatError, from_responses, to_responses
 from router.types import (
     ChatRequest,
@@ -98,23 +98,18 @@ class Echo:
 # --- requests ----------------------------------------------------------------------------------------
 
 
+def _text_part(part: dict[str, Any], path: str) -> None:
+    ptype = part.get("type")
+    if ptype not in _PART_TYPES:
+        raise WireError(
+            f"Invalid value for '{path}.type': only text parts are supported through the router, "
+            f"got {ptype!r}.",
+            f"{path}.type",
+        )
+
+
 def _parts(value: Any, path: str) -> str | list[TextPart]:
-    if isinstance(value, str):
-        return value
-    _want(value, list, path, "a string or an array of content parts")
-    parts: list[TextPart] = []
-    for i, part in enumerate(value):
-        ppath = f"{path}[{i}]"
-        _want(part, dict, ppath, "an object")
-        ptype = part.get("type")
-        if ptype not in _PART_TYPES:
-            raise WireError(
-                f"Invalid value for '{ppath}.type': only text parts are supported through the router, "
-                f"got {ptype!r}.",
-                f"{ppath}.type",
-            )
-        parts.append(TextPart(_want(part.get("text"), str, f"{ppath}.text", "a string")))
-    return parts
+    return parse_text_parts(value, path, "content parts", _text_part, cache=False)
 
 
 def _input(value: Any) -> list[Message]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import os
 import signal
 import socket
@@ -29,8 +28,10 @@ from router.sidecar.workers import (
     worker_argv,
     worker_count,
 )
+from turnout.logs import configure as configure_logging
+from turnout.logs import get_logger
 
-log = logging.getLogger("turnout.sidecar")
+log = get_logger("turnout.sidecar")
 
 
 class AuditSink:
@@ -171,9 +172,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level, getattr(args, "log_format", "console"))
     try:
         loaded = load(args.config, allow_unset=args.check)
     except ConfigError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +15,9 @@ from router.sidecar.errors import Scrubber
 from router.sidecar.lifecycle import RouterHolder, RouterLike
 from router.sidecar.metrics import Metrics
 from router.sidecar.settings import ServerSettings, SidecarSettings
+from turnout.logs import get_logger
 
-log = logging.getLogger("turnout.sidecar")
+log = get_logger("turnout.sidecar")
 
 
 @dataclass(slots=True)

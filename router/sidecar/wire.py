@@ -121,28 +121,43 @@ def decode_json(raw: bytes) -> dict[str, Any]:
     return body
 
 
+PartCheck = Callable[[dict[str, Any], str], None]
+"""One API shape's check that a content part (``part``, at ``path``) is text: raises WireError if not."""
+
+
+def parse_text_parts(
+    value: Any, path: str, kind: str, check: PartCheck, *, cache: bool = True
+) -> str | list[TextPart]:
+    """A message's content in any front end's shape: a string, or an array of text parts (``kind``:
+    what the shape calls them), each checked by ``check``; ``cache``: read ``cache_control`` marks."""
+    if isinstance(value, str):
+        return value
+    _want(value, list, path, f"a string or an array of {kind}")
+    parts: list[TextPart] = []
+    for i, part in enumerate(value):
+        ppath = f"{path}[{i}]"
+        _want(part, dict, ppath, "an object")
+        check(part, ppath)
+        text = _want(part.get("text"), str, f"{ppath}.text", "a string")
+        parts.append(TextPart(text, cache and isinstance(part.get("cache_control"), dict)))
+    return parts
+
+
+def _text_part(part: dict[str, Any], path: str) -> None:
+    ptype = part.get("type")
+    if ptype != "text":
+        raise WireError(
+            f"Invalid value for '{path}.type': only 'text' content parts are supported, got {ptype!r}.",
+            f"{path}.type",
+        )
+
+
 def _content(value: Any, path: str, role: str) -> str | list[TextPart]:
     if value is None:
         if role in ("assistant",):
             return ""
         raise WireError(f"Missing required parameter: '{path}'.", path)
-    if isinstance(value, str):
-        return value
-    _want(value, list, path, "a string or an array of content parts")
-    parts: list[TextPart] = []
-    for i, part in enumerate(value):
-        ppath = f"{path}[{i}]"
-        _want(part, dict, ppath, "an object")
-        ptype = part.get("type")
-        if ptype != "text":
-            raise WireError(
-                f"Invalid value for '{ppath}.type': only 'text' content parts are supported, got {ptype!r}.",
-                f"{ppath}.type",
-            )
-        text = _want(part.get("text"), str, f"{ppath}.text", "a string")
-        cache = isinstance(part.get("cache_control"), dict)
-        parts.append(TextPart(text, cache))
-    return parts
+    return parse_text_parts(value, path, "content parts", _text_part)
 
 
 def _tool_calls(value: Any, path: str) -> list[ToolCall]:

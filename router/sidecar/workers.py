@@ -29,7 +29,6 @@ becomes a supervisor that starts N workers, each a complete ``turnout serve`` on
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import signal
@@ -40,7 +39,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("turnout.sidecar")
+from turnout.logs import get_logger
+
+log = get_logger("turnout.sidecar")
 
 WORKER_ENV = "TURNOUT_WORKER"  # "<index>/<count>/<control fd>[/<listening fd>]", set for a worker
 RESTART_MIN, RESTART_MAX, STABLE_S = 0.1, 5.0, 5.0
@@ -298,6 +299,7 @@ def worker_argv(args: Any) -> list[str]:
     """The command line that starts one worker with the supervisor's own options."""
     argv = [sys.executable, "-m", "turnout", "serve", "--config", args.config]
     argv += ["--loop", getattr(args, "loop", "auto"), "--log-level", args.log_level]
+    argv += ["--log-format", getattr(args, "log_format", "console")]
     return argv
 
 

@@ -26,19 +26,18 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import structlog
-
 from router.clock import SYSTEM_CLOCK, Clock
 from router.headers import RateLimitSnapshot
 from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec, StateStore
 from router.state.memory import MemoryStore
+from turnout.logs import get_logger
 
 if TYPE_CHECKING:
     from router.state.shared import SharedDeployment
 
 __all__ = ["ResilientStore"]
 
-log = structlog.get_logger("turnout.state")
+log = get_logger("turnout.state")
 
 P = ParamSpec("P")
 T = TypeVar("T")
