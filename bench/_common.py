@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import os
 import platform
 import socket
@@ -21,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
 
 
@@ -161,3 +163,39 @@ def sidecar_config(mock_url: str, model: str, prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix)) / "router.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+
+
+def stream_text(front: str, line: bytes) -> str | None:
+    """The answer text one SSE line carries, if any, in a front end's format: ``chat`` (OpenAI chat
+    completions), ``messages`` (Anthropic) or ``responses`` (OpenAI Responses)."""
+    if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+        return None
+    data = json.loads(line[6:])
+    if front == "chat":
+        return "".join((c.get("delta") or {}).get("content") or "" for c in data.get("choices", [])) or None
+    if front == "messages":
+        delta = data.get("delta") or {}
+        return delta.get("text") if data.get("type") == "content_block_delta" else None
+    return data.get("delta") if data.get("type") == "response.output_text.delta" else None
+
+
+async def timed_stream(
+    session: aiohttp.ClientSession, url: str, body: bytes, front: str = "chat"
+) -> tuple[float, float, str, int]:
+    """One streamed POST: (seconds to the first text, seconds to the end, the text, the lines
+    that carried text)."""
+    t0 = time.perf_counter()
+    first = None
+    text: list[str] = []
+    async with session.post(url, data=body, headers=HEADERS) as r:
+        assert r.status == 200, r.status
+        async for line in r.content:
+            piece = stream_text(front, line)
+            if piece:
+                if first is None:
+                    first = time.perf_counter() - t0
+                text.append(piece)
+    return first or float("nan"), time.perf_counter() - t0, "".join(text), len(text)

@@ -22,7 +22,17 @@ import sys
 import time
 
 import aiohttp
-from _common import added_latency_table, free_port, pct, print_header, sidecar_config, start_mock, wait_port
+from _common import (
+    HEADERS,
+    added_latency_table,
+    free_port,
+    pct,
+    print_header,
+    sidecar_config,
+    start_mock,
+    timed_stream,
+    wait_port,
+)
 
 ASK = [{"role": "user", "content": "Say something about trains."}]
 FRONTS = {
@@ -33,20 +43,6 @@ FRONTS = {
 NAMES = tuple(FRONTS)
 SERVE = [sys.executable, "-m", "turnout", "serve"]
 PAIRS = tuple((f"{n} - chat", n, "chat") for n in NAMES[1:])
-HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
-
-
-def _texts(name: str, line: bytes) -> str | None:
-    """The text a stream line carries in ``name``'s format, if any."""
-    if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
-        return None
-    data = json.loads(line[6:])
-    if name == "chat":
-        return "".join((c.get("delta") or {}).get("content") or "" for c in data.get("choices", [])) or None
-    if name == "messages":
-        delta = data.get("delta") or {}
-        return delta.get("text") if data.get("type") == "content_block_delta" else None
-    return data.get("delta") if data.get("type") == "response.output_text.delta" else None
 
 
 async def one(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[float, float]:
@@ -56,23 +52,6 @@ async def one(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[fl
         assert r.status == 200, (r.status, await r.text())
         overhead = float(r.headers["x-turnout-overhead-ms"]) / 1000
     return time.perf_counter() - t0, overhead
-
-
-async def stream(
-    session: aiohttp.ClientSession, name: str, url: str, body: bytes
-) -> tuple[float, float, str]:
-    t0 = time.perf_counter()
-    first = None
-    text: list[str] = []
-    async with session.post(url, data=body, headers=HEADERS) as r:
-        assert r.status == 200, r.status
-        async for line in r.content:
-            piece = _texts(name, line)
-            if piece:
-                if first is None:
-                    first = time.perf_counter() - t0
-                text.append(piece)
-    return first or float("nan"), time.perf_counter() - t0, "".join(text)
 
 
 async def run(args: argparse.Namespace, base: str) -> None:
@@ -106,7 +85,7 @@ async def run(args: argparse.Namespace, base: str) -> None:
         for i in range(args.stream_requests):
             texts = {}
             for n in NAMES[i % 3 :] + NAMES[: i % 3]:
-                first, total, texts[n] = await stream(session, n, urls[n], sbodies[n])
+                first, total, texts[n], _ = await timed_stream(session, urls[n], sbodies[n], n)
                 ttft[n].append(first)
                 whole[n].append(total)
             differ += len(set(texts.values())) != 1

@@ -40,9 +40,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from _common import added_latency_table, free_port, pct, sidecar_config
+from _common import HEADERS, added_latency_table, free_port, pct, sidecar_config, timed_stream
 
-HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say something about trains."}]}
 TARGETS = ("direct", "proxy", "sidecar")
 
@@ -172,26 +171,6 @@ async def block(
             await one(session, url, body, out, extra)
 
     await asyncio.gather(*(worker() for _ in range(conc)))
-
-
-async def stream_one(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[float, str, int]:
-    """(time to first content chunk, the whole text, content chunks)."""
-    t0 = time.perf_counter()
-    ttft = None
-    text: list[str] = []
-    async with session.post(url, data=body, headers=HEADERS) as r:
-        assert r.status == 200, r.status
-        async for line in r.content:
-            if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
-                continue
-            chunk = json.loads(line[6:])
-            for choice in chunk.get("choices", []):
-                content = choice.get("delta", {}).get("content")
-                if content:
-                    if ttft is None:
-                        ttft = time.perf_counter() - t0
-                    text.append(content)
-    return ttft or float("nan"), "".join(text), len(text)
 
 
 PAIRS = (
@@ -332,7 +311,7 @@ async def run(
     for i in range(args.stream_requests):
         texts = {}
         for t in TARGETS[i % 3 :] + TARGETS[: i % 3]:
-            first, texts[t], _ = await stream_one(session, urls[t], sbody)
+            first, _, texts[t], _ = await timed_stream(session, urls[t], sbody)
             ttft[t].append(first)
         if texts["sidecar"] != texts["direct"]:
             lost += 1

@@ -25,9 +25,9 @@ from router.sidecar.front import FAST_PATHS, Dispatch
 from router.sidecar.handlers import Exchange, FrontEnd
 from router.sidecar.lifecycle import RouterHolder
 from router.sidecar.metrics import Metrics
+from router.sidecar.parsing import WireError
 from router.sidecar.settings import ServerSettings, SidecarSettings
 from router.sidecar.state import STATE, RouterFactory, State, attach_listeners
-from router.sidecar.wire import WireError
 from turnout.logs import get_logger
 
 log = get_logger("turnout.sidecar")

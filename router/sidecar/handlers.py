@@ -17,11 +17,11 @@ from router.outcome import Outcome
 from router.sidecar import messages, responses
 from router.sidecar.errors import Answer, Scrubber, json_answer, router_error_answer, stream_error_body
 from router.sidecar.lifecycle import RouterHolder
+from router.sidecar.parsing import decode_json
 from router.sidecar.state import State
 from router.sidecar.wire import (
     ChunkWriter,
     chat_body,
-    decode_json,
     embeddings_json,
     error_frame,
     parse_chat,

@@ -28,7 +28,15 @@ from typing import Any
 from router.errors import AllAttemptsFailed, ErrorKind, RouterError, Unavailable
 from router.ratelimit import estimate_tokens
 from router.sidecar.errors import Answer, Scrubber, exhausted_status, retry_after
-from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want, parse_text_parts, parse_tools
+from router.sidecar.parsing import (
+    WireError,
+    _model,
+    _opt_int,
+    _opt_number,
+    _want,
+    parse_text_parts,
+    parse_tools,
+)
 from router.structured import FormatError, from_responses
 from router.types import (
     ChatRequest,

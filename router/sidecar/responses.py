@@ -24,7 +24,15 @@ from json.encoder import encode_basestring_ascii as _jstr
 from typing import Any
 
 from router.sidecar.errors import Scrubber, stream_error_body
-from router.sidecar.wire import WireError, _model, _opt_int, _opt_number, _want, parse_text_parts, parse_tools
+from router.sidecar.parsing import (
+    WireError,
+    _model,
+    _opt_int,
+    _opt_number,
+    _want,
+    parse_text_parts,
+    parse_tools,
+)
 from router.structured import FormatError, from_responses, to_responses
 from router.types import (
     ChatRequest,

@@ -2,7 +2,8 @@
 
 Parsing validates by hand rather than with pydantic: it runs on every request, and a hand-written
 check that names the exact field (``messages[2].content[0].text``) costs a few microseconds.
-Every problem raises :class:`WireError`, which the app turns into an OpenAI-shaped 400.
+Every problem raises :class:`~router.sidecar.parsing.WireError`, which the app turns into an
+OpenAI-shaped 400; what the three front ends share to read a body is :mod:`router.sidecar.parsing`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,18 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _jstr  # what json.dumps does with a str
 from typing import Any
 
+from router.sidecar.parsing import (
+    WireError,
+    _model,
+    _opt_int,
+    _opt_number,
+    _want,
+    parse_text_parts,
+    parse_tools,
+)
 from router.structured import FormatError, from_openai
 from router.types import (
     ChatRequest,
@@ -24,21 +33,9 @@ from router.types import (
     TextPart,
     ToolCall,
     ToolCallDelta,
-    ToolSpec,
     Usage,
 )
-from turnout import safejson
 from turnout.sse import encode_event
-
-
-class WireError(ValueError):
-    """A request body the sidecar cannot accept; ``param`` names the offending field."""
-
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
-
 
 _ROLES: dict[Any, str] = {
     "system": "system",
@@ -69,78 +66,6 @@ _PASSTHROUGH = frozenset(
 )
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "boolean",
-        int: "integer",
-        float: "number",
-        str: "string",
-        list: "array",
-        dict: "object",
-    }.get(type(value), type(value).__name__)
-
-
-def _want(value: Any, kind: type | tuple[type, ...], path: str, what: str) -> Any:
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
-        raise WireError(f"Invalid type for '{path}': expected {what}, but got {_type_name(value)}.", path)
-    return value
-
-
-def _opt_number(body: dict[str, Any], name: str, lo: float, hi: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    _want(value, (int, float), name, "a number")
-    if not lo <= value <= hi:
-        raise WireError(f"Invalid value for '{name}': {value} is not between {lo} and {hi}.", name)
-    return float(value)
-
-
-def _opt_int(body: dict[str, Any], name: str, lo: int = 1) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    _want(value, int, name, "an integer")
-    if value < lo:
-        raise WireError(f"Invalid value for '{name}': {value} is less than the minimum of {lo}.", name)
-    return int(value)
-
-
-def decode_json(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or a WireError saying where it broke."""
-    try:
-        body = safejson.loads(raw, what="The request body")
-    except safejson.JSONError as exc:
-        raise WireError(f"{exc}.") from None
-    if not isinstance(body, dict):
-        raise WireError(f"The request body must be a JSON object, not {_type_name(body)}.")
-    return body
-
-
-PartCheck = Callable[[dict[str, Any], str], None]
-"""One API shape's check that a content part (``part``, at ``path``) is text: raises WireError if not."""
-
-
-def parse_text_parts(
-    value: Any, path: str, kind: str, check: PartCheck, *, cache: bool = True
-) -> str | list[TextPart]:
-    """A message's content in any front end's shape: a string, or an array of text parts (``kind``:
-    what the shape calls them), each checked by ``check``; ``cache``: read ``cache_control`` marks."""
-    if isinstance(value, str):
-        return value
-    _want(value, list, path, f"a string or an array of {kind}")
-    parts: list[TextPart] = []
-    for i, part in enumerate(value):
-        ppath = f"{path}[{i}]"
-        _want(part, dict, ppath, "an object")
-        check(part, ppath)
-        text = _want(part.get("text"), str, f"{ppath}.text", "a string")
-        parts.append(TextPart(text, cache and isinstance(part.get("cache_control"), dict)))
-    return parts
 
 
 def _text_part(part: dict[str, Any], path: str) -> None:
@@ -214,31 +139,6 @@ def _messages(value: Any) -> list[Message]:
     return out
 
 
-ToolFields = Callable[[dict[str, Any], str], tuple[dict[str, Any], str]]
-"""One API shape's reading of a tool (``tool``, its ``path``): its type checked, the object that
-holds its name, description and schema, and that object's path."""
-
-
-def parse_tools(
-    value: Any, fields: ToolFields, schema: str, *, schema_required: bool = False
-) -> list[ToolSpec]:
-    """A request's ``tools`` array, in any front end's shape: ``fields`` finds each tool's parts,
-    ``schema`` names its JSON-schema field (required or not)."""
-    _want(value, list, "tools", "an array")
-    specs = []
-    for i, tool in enumerate(value):
-        path = f"tools[{i}]"
-        _want(tool, dict, path, "an object")
-        fn, at = fields(tool, path)
-        spec = ToolSpec(name=_want(fn.get("name"), str, f"{at}.name", "a string"))
-        if fn.get("description") is not None:
-            spec.description = _want(fn["description"], str, f"{at}.description", "a string")
-        if schema_required or fn.get(schema) is not None:
-            spec.parameters = _want(fn.get(schema), dict, f"{at}.{schema}", "an object")
-        specs.append(spec)
-    return specs
-
-
 def _chat_tool(tool: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
     if tool.get("type", "function") != "function":
         raise WireError(f"Invalid value for '{path}.type': only 'function' tools are supported.", path)
@@ -265,16 +165,6 @@ _CHAT_KEYS = frozenset(
         "n",
     }
 )
-
-
-def _model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if model is None:
-        raise WireError("Missing required parameter: 'model'.", "model")
-    _want(model, str, "model", "a string")
-    if not model:
-        raise WireError("Invalid value for 'model': empty string.", "model")
-    return str(model)
 
 
 def parse_chat(body: dict[str, Any]) -> tuple[ChatRequest, bool]:

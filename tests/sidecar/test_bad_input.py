@@ -9,7 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.sidecar.wire import WireError, parse_chat, parse_embeddings
+from router.sidecar.parsing import WireError
+from router.sidecar.wire import parse_chat, parse_embeddings
 
 from .conftest import CLIENT_KEY, Sidecar, SidecarFactory
 
