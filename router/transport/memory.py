@@ -25,7 +25,10 @@ then :class:`~router.errors.ConnectTimeout`), ``"hang"`` (waits out the request'
 :class:`~router.errors.ReadTimeout`; without one, until cancelled). A wait longer than the
 caller's limit spends exactly the limit, then raises, as a real server's silence would.
 
-Every request is kept in :attr:`MemoryTransport.requests` (``request.json()`` parses its body).
+Every request is kept in :attr:`MemoryTransport.requests` (``request.json()`` parses its body),
+every answer in :attr:`MemoryTransport.responses` (``outcome``: released, closed, or neither).
+A :class:`~router.clock.FakeClock` moves on each wait in the order the waits run, not by their
+length: concurrent waits (a hedge racing a slow reply) want a real clock and short delays.
 """
 
 from __future__ import annotations

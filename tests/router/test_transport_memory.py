@@ -8,9 +8,12 @@ checked to the millisecond it was set to.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from memory_upstream import (
     ANTHROPIC,
     OPENAI,
@@ -102,6 +105,34 @@ async def test_a_hang_without_a_limit_waits_until_cancelled() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+pieces = st.lists(st.one_of(st.binary(min_size=1, max_size=8), st.floats(0, 10).map(Pause)), max_size=12)
+
+
+@given(pieces, st.lists(st.one_of(st.none(), st.floats(0.01, 4)), min_size=1, max_size=6))
+async def test_every_piece_arrives_in_order_and_pauses_cost_exactly_their_length(
+    chunks: list[bytes | Pause], timeouts: list[float | None]
+) -> None:
+    """Whatever the limits each read is given, a body comes whole and in order, each timeout costs
+    exactly its limit, and the pauses cost their length in all (a pause cut by a limit resumes)."""
+    clock = FakeClock()
+    t = MemoryTransport(clock=clock).add("/", Reply(chunks=tuple(chunks)))
+    resp = await t.handle_async_request(Request("http://h/", b"", {}))
+    got: list[bytes] = []
+    for i in itertools.count():
+        timeout = timeouts[i % len(timeouts)]
+        before = clock.now()
+        try:
+            piece = await resp.readany(timeout)
+        except E.ReadTimeout:
+            assert timeout is not None and clock.now() - before == pytest.approx(timeout)
+            continue
+        if not piece:
+            break
+        got.append(piece)
+    assert b"".join(got) == b"".join(c for c in chunks if isinstance(c, bytes))
+    assert clock.now() == pytest.approx(sum(c.seconds for c in chunks if isinstance(c, Pause)))
 
 
 def test_a_negative_pause_is_refused() -> None:
@@ -262,3 +293,36 @@ async def test_a_cut_after_output_is_never_a_success() -> None:
     with pytest.raises(E.StreamInterrupted) as info:
         await collect(up, "gpt")
     assert info.value.cause_kind is E.ErrorKind.STREAM_CUT and info.value.partial == "half "
+
+
+async def test_one_given_transport_serves_every_provider_and_stays_the_callers() -> None:
+    up = Upstream()
+    up.transport.add(OPENAI, Reply.fail("refused"))
+    up.transport.add(ANTHROPIC, anthropic_json("ok"))
+    assert (await up.router.complete(ask())).model == "claude"
+    assert [r.url.split("/")[2] for r in up.transport.requests] == ["openai.test", "anthropic.test"]
+    await up.router.aclose()  # closes the adapters, not the transport they were given
+    resp = await up.transport.handle_async_request(Request(ANTHROPIC + "/messages", b"{}", {}))
+    assert resp.status == 200 and b"ok" in await resp.read()
+
+
+def test_the_clients_old_exception_names_still_catch_what_replaced_them() -> None:
+    """Deprecated aliases (router.transport): an `except` written against them keeps working."""
+    from router import transport as T
+
+    pairs = [
+        (T.TransportError, E.TransportError),
+        (T.ConnectError, E.ConnectFailed),
+        (T.Disconnected, E.ConnectFailed),
+        (T.ProtocolError, E.ConnectFailed),
+        (T.ConnectTimeout, E.ConnectTimeout),
+        (T.HeadTimeout, E.ReadTimeout),
+        (T.PayloadError, E.StreamCut),
+        (T.TooLarge, E.ReplyTooLarge),
+    ]
+    for old, new in pairs:
+        assert old is new
+    assert issubclass(E.ConnectTimeout, E.AttemptTimeout) and issubclass(E.ReadTimeout, E.AttemptTimeout)
+    assert issubclass(E.ReplyTooLarge, E.MalformedResponse)
+    assert E.ReadTimeout("x").kind is E.ErrorKind.TIMEOUT and E.ReadTimeout("x").http_status == 504
+    assert E.ReplyTooLarge("x").kind is E.ErrorKind.MALFORMED and E.ReplyTooLarge("x").retryable
