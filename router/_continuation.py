@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
-from router._runtime import DeploymentRuntime, RoutePlan
+from router._runtime import BREAKER_COUNTS, DeploymentRuntime, RoutePlan
 from router.errors import ErrorKind
 from router.types import ChatRequest
 
@@ -26,22 +26,11 @@ __all__ = ["CONTINUABLE", "MAX_CONTINUATIONS", "Splice", "continuation_plan", "c
 # its own retries, so a provider that cuts every stream cannot keep one request going forever.
 MAX_CONTINUATIONS = 3
 
-# Failures of the provider's stream, not of the request: the answer so far is good and the rest
-# can come from another attempt. Not continued: a refusal or bad request arriving in-band (the
+# Failures of the provider's stream, not of the request (what counts against its health, and a
+# 429 arriving in-band): the answer so far is good and the rest can come from another attempt.
+# Not continued: a refusal or bad request arriving in-band (the
 # answer itself is in question), auth/quota/not-found, and the request's own deadline.
-CONTINUABLE: frozenset[ErrorKind] = frozenset(
-    {
-        ErrorKind.SERVER,
-        ErrorKind.OVERLOADED,
-        ErrorKind.RATE_LIMIT,
-        ErrorKind.CONNECT,
-        ErrorKind.TIMEOUT,
-        ErrorKind.FIRST_TOKEN_TIMEOUT,
-        ErrorKind.STALL,
-        ErrorKind.STREAM_CUT,
-        ErrorKind.MALFORMED,
-    }
-)
+CONTINUABLE: frozenset[ErrorKind] = BREAKER_COUNTS | {ErrorKind.RATE_LIMIT}
 
 # A deployment that refuses the prefill answers 400 (e.g. "final assistant content cannot end
 # with trailing whitespace"): it is passed over for the next one, never the caller's final error.

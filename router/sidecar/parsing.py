@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from router.types import TextPart, ToolSpec
+from router.types import ChatRequest, TextPart, ToolSpec
 from turnout import safejson
 
 
@@ -119,6 +119,19 @@ def parse_tools(
             spec.parameters = _want(fn.get(schema), dict, f"{at}.{schema}", "an object")
         specs.append(spec)
     return specs
+
+
+def parse_caller(body: dict[str, Any], req: ChatRequest) -> None:
+    """The caller's ``user`` and string ``metadata`` (routing hints, never sent upstream), read the
+    same way by the Chat Completions and Responses front ends."""
+    if body.get("user") is not None:
+        req.user = _want(body["user"], str, "user", "a string")
+    metadata = body.get("metadata")
+    if metadata is not None:
+        _want(metadata, dict, "metadata", "an object")
+        for k, v in metadata.items():
+            _want(v, str, f"metadata.{k}", "a string")
+        req.metadata = dict(metadata)
 
 
 def _model(body: dict[str, Any]) -> str:

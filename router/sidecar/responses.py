@@ -25,7 +25,7 @@ from typing import Any
 
 from router.sidecar import parsing
 from router.sidecar.errors import Scrubber, stream_error_body
-from router.sidecar.parsing import WireError, _model, _opt_int, _opt_number, _want
+from router.sidecar.parsing import WireError, _model, _opt_int, _opt_number, _want, parse_caller
 from router.structured import FormatError, from_responses, to_responses
 from router.types import (
     ChatRequest,
@@ -225,14 +225,7 @@ def parse(body: dict[str, Any]) -> tuple[ChatRequest, Echo]:
     stream = body.get("stream")
     if stream is not None:
         req.stream = bool(_want(stream, bool, "stream", "a boolean"))
-    if body.get("user") is not None:
-        req.user = _want(body["user"], str, "user", "a string")
-    metadata = body.get("metadata")
-    if metadata is not None:
-        _want(metadata, dict, "metadata", "an object")
-        for k, v in metadata.items():
-            _want(v, str, f"metadata.{k}", "a string")
-        req.metadata = dict(metadata)
+    parse_caller(body, req)
     return req, Echo(body, req.response_format)
 
 

@@ -20,6 +20,7 @@ from router.sidecar.parsing import (
     _opt_int,
     _opt_number,
     _want,
+    parse_caller,
     parse_text_parts,
     parse_tools,
 )
@@ -208,14 +209,7 @@ def parse_chat(body: dict[str, Any]) -> tuple[ChatRequest, bool]:
         usage = options.get("include_usage")
         if usage is not None:
             include_usage = bool(_want(usage, bool, "stream_options.include_usage", "a boolean"))
-    if body.get("user") is not None:
-        req.user = _want(body["user"], str, "user", "a string")
-    metadata = body.get("metadata")
-    if metadata is not None:
-        _want(metadata, dict, "metadata", "an object")
-        for k, v in metadata.items():
-            _want(v, str, f"metadata.{k}", "a string")
-        req.metadata = metadata
+    parse_caller(body, req)
     for key in _PASSTHROUGH.intersection(body):
         req.extra[key] = body[key]
     return req, include_usage
