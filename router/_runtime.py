@@ -244,7 +244,7 @@ def build_runtime(
         if state is not None:
             t = rt.timeouts  # the probe lease outlives one attempt; it is released on its verdict
             probe_ttl = (t.connect or 0.0) + max(t.read or 0.0, t.first_token or 0.0) or 30.0
-            rt.shared = SharedDeployment(dname, state, breaker, limiter, clock, probe_ttl)  # type: ignore[arg-type]
+            rt.shared = SharedDeployment(dname, state, breaker, limiter, clock, probe_ttl, state.lease_s)  # type: ignore[arg-type]
 
     def plan(name: str, route: RouteConfig | None, chain: tuple[str, ...]) -> RoutePlan:
         retries = route.retries if route is not None and route.retries is not None else d.retries

@@ -231,6 +231,9 @@ class StateConfig(_Model):
     url: str = "redis://127.0.0.1:6379/0"
     prefix: str = Field(default="turnout", min_length=1)  # every key starts with "<prefix>:"
     timeout: Duration = Field(default=0.05, gt=0)  # per call; slower means down: local state
+    # Busy deployments admit from a leased slice of the shared buckets, renewed each period: a
+    # peer's ejection or hold reaches this replica within one period. 0: every admission a call.
+    lease: Duration = Field(default=0.25, ge=0, le=5)
 
     @model_validator(mode="after")
     def _check(self) -> StateConfig:

@@ -22,6 +22,8 @@ The primitives (names are stable; other modules build on them):
 ``admit(key, limits, breaker, tokens, now,``    the gate of one attempt, in one round trip: breaker
 ``probe_ttl, owner) -> Admission``              (open? half-open: take the probe lease) then the
                                                 buckets (take 1 request + ``tokens``, or the wait)
+``lease(key, limits, requests, tokens, now)``  a slice of the buckets for one replica to spend
+``-> Lease``                                    locally (closed breaker and no hold only)
 ``acquire(key, limits, tokens, now) -> float``  the token buckets alone: 0.0 taken, else the wait
 ``refund(key, limits, tokens, requests, now)``  give back what was taken and not used (< 0: take)
 ``observe_headroom(key, limits, snap, now)``    the provider's headers: lower levels, block until reset
@@ -55,6 +57,7 @@ __all__ = [
     "BreakerSpec",
     "BreakerView",
     "BucketSpec",
+    "Lease",
     "StateStore",
     "StateStoreError",
     "Verdict",
@@ -104,6 +107,22 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """What :meth:`StateStore.lease` granted: a slice of the buckets for one replica to spend.
+
+    - ``ok``: ``requests`` requests and ``tokens`` tokens were taken from the buckets (0 requests:
+      they are empty; with no request limit, ``requests`` is what was asked).
+    - ``open``: the breaker is open until ``until``; ``half``: it is half-open (admissions go one
+      by one, for the probe lease); ``hold``: the provider's headers hold it until ``until``.
+    """
+
+    verdict: Literal["ok", "open", "half", "hold"]
+    requests: int = 0
+    tokens: int = 0
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BreakerView:
     """A shared breaker as read now: ``until`` is the open-until deadline (epoch s), if any."""
 
@@ -128,6 +147,11 @@ class StateStore(Protocol):
         owner: str,
     ) -> Admission:
         """Breaker, then buckets, atomically: see :class:`Admission`."""
+        ...
+
+    async def lease(self, key: str, limits: BucketSpec, requests: int, tokens: int, now: float) -> Lease:
+        """Up to ``requests`` requests and ``tokens`` tokens taken at once, while the breaker is
+        closed and nothing holds the deployment: see :class:`Lease`."""
         ...
 
     async def acquire(self, key: str, limits: BucketSpec, tokens: int, now: float) -> float:

@@ -23,7 +23,9 @@ def build_store(cfg: StateConfig, clock: Clock) -> tuple[StateStore, ResilientSt
     from router.state.redis import RedisStore
     from router.state.resilient import ResilientStore
 
-    shared = ResilientStore(RedisStore(cfg.url, prefix=cfg.prefix, timeout=cfg.timeout), clock=clock)
+    shared = ResilientStore(
+        RedisStore(cfg.url, prefix=cfg.prefix, timeout=cfg.timeout), clock=clock, lease_s=cfg.lease
+    )
     return shared, shared
 
 

@@ -8,11 +8,12 @@ Lua scripts in :mod:`router.state.redis` are checked against this plain Python.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from router.clock import SYSTEM_CLOCK, Clock
 from router.headers import RateLimitSnapshot
-from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec
+from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec, Lease
 
 __all__ = ["MemoryStore"]
 
@@ -110,6 +111,24 @@ class MemoryStore:
                 del self._probes[key]
             return Admission("wait", wait=wait)
         return Admission("ok", probe=probe)
+
+    async def lease(self, key: str, limits: BucketSpec, requests: int, tokens: int, now: float) -> Lease:
+        br = self._breakers.get(key)
+        if br is not None and br.until is not None:
+            return Lease("open", until=br.until) if now < br.until else Lease("half")
+        b = self._bucket(key, limits, now)
+        b.refill(limits, now)
+        if b.blocked > now:
+            return Lease("hold", until=b.blocked)
+        got_r = requests if limits.rpm is None else max(0, min(requests, math.floor(b.req + EPS)))
+        got_t = tokens if limits.tpm is None else max(0, min(tokens, math.floor(b.tok + EPS)))
+        if got_r <= 0 or (limits.tpm is not None and tokens > 0 and got_t <= 0):
+            return Lease("ok")  # the buckets are empty: nothing taken
+        if limits.rpm is not None:
+            b.req -= got_r
+        if limits.tpm is not None:
+            b.tok -= got_t
+        return Lease("ok", got_r, got_t)
 
     async def acquire(self, key: str, limits: BucketSpec, tokens: int, now: float) -> float:
         return self._bucket(key, limits, now).acquire(limits, tokens, now)

@@ -34,240 +34,14 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from router.headers import RateLimitSnapshot
-from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec, StateStoreError
+from router.state import _lua
+from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec, Lease, StateStoreError
 
 __all__ = ["RedisStore"]
 
 T = TypeVar("T")
 MAX_BATCH = 128  # admissions in one batch script: Redis runs a script alone, keep each one short
 SPEND_TTL_S = 40 * 86400  # longer than a month: a monthly budget's counter outlives its period
-
-# The token bucket, as router.ratelimit.RateLimiter and router.state.memory: shared by scripts.
-# KEYS[1] bucket; ARGV[1] now, ARGV[2] rpm (0: none), ARGV[3] tpm (0: none), ARGV[4] tokens.
-_BUCKET = """
-local EPS = 1e-9
-local function fmt(x) return string.format('%.6f', x) end
-local function load_bucket(key, now, rpm, tpm)
-  local v = redis.call('HMGET', key, 'r', 't', 'l', 'b')
-  local r, t, l, b = tonumber(v[1]), tonumber(v[2]), tonumber(v[3]), tonumber(v[4]) or 0
-  if r == nil then r, t, l = rpm, tpm, now end
-  local dt = now - l
-  if dt > 0 then
-    l = now
-    if rpm > 0 then r = math.min(rpm, r + dt * rpm / 60) end
-    if tpm > 0 then t = math.min(tpm, t + dt * tpm / 60) end
-  end
-  return r, t, l, b
-end
-local function save_bucket(key, now, r, t, l, b)
-  redis.call('HSET', key, 'r', fmt(r), 't', fmt(t), 'l', fmt(l), 'b', fmt(b))
-  redis.call('PEXPIRE', key, math.ceil(math.max(120, b - now + 1) * 1000))
-end
-local function acquire(key, now, rpm, tpm, tokens)
-  if rpm <= 0 and tpm <= 0 and redis.call('HEXISTS', key, 'b') == 0 then return 0 end
-  local r, t, l, b = load_bucket(key, now, rpm, tpm)
-  local wait = 0
-  if b > 0 then
-    wait = b - now
-    if wait <= EPS then b, wait = 0, 0 end
-  end
-  if rpm > 0 then
-    local short = 1 - r
-    if short > EPS then wait = math.max(wait, short / (rpm / 60)) end
-  end
-  if tpm > 0 and tokens > 0 then
-    local short = math.min(tokens, tpm) - t
-    if short > EPS then wait = math.max(wait, short / (tpm / 60)) end
-  end
-  if wait <= 0 then
-    if rpm > 0 then r = r - 1 end
-    if tpm > 0 then t = t - tokens end
-  end
-  if rpm > 0 or tpm > 0 or b > 0 then save_bucket(key, now, r, t, l, b) end
-  return wait
-end
-"""
-
-# One admission: the breaker (open? half-open: the probe lease), then the buckets.
-# kb, kbr, kp: bucket, breaker, probe keys; ttl in ms. Returns the reply of one admission.
-_ADMIT_ONE = (
-    _BUCKET
-    + """
-local function admit(kb, kbr, kp, now, rpm, tpm, tokens, ttl, owner)
-  local u = tonumber(redis.call('HGET', kbr, 'u'))
-  local probe = 0
-  if u then
-    if now < u then return {'open', fmt(u)} end
-    if not redis.call('SET', kp, owner, 'NX', 'PX', ttl) then
-      return {'probing', fmt(now + math.max(redis.call('PTTL', kp), 0) / 1000)}
-    end
-    probe = 1
-  end
-  local wait = acquire(kb, now, rpm, tpm, tokens)
-  if wait > 0 then
-    if probe == 1 then redis.call('DEL', kp) end
-    return {'wait', fmt(wait)}
-  end
-  return {'ok', '0', probe}
-end
-"""
-)
-
-# KEYS: bucket, breaker, probe. ARGV: now, rpm, tpm, tokens, probe ttl (ms), owner.
-_ADMIT = (
-    _ADMIT_ONE
-    + """
-return admit(KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]),
-             tonumber(ARGV[4]), ARGV[5], ARGV[6])
-"""
-)
-
-# Several admissions of one deployment, in arrival order, as one script: each is decided exactly
-# as _ADMIT would one at a time (the same function), so the limits stay exact.
-# KEYS: bucket, breaker, probe. ARGV: n, rpm, tpm, probe ttl, owner (the same for the batch),
-# then n times: now, tokens.
-_ADMIT_MANY = (
-    _ADMIT_ONE
-    + """
-local rpm, tpm, ttl, owner = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local out = {}
-for i = 0, tonumber(ARGV[1]) - 1 do
-  local a = 6 + i * 2
-  local now, tokens = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  out[i + 1] = admit(KEYS[1], KEYS[2], KEYS[3], now, rpm, tpm, tokens, ttl, owner)
-end
-return out
-"""
-)
-
-# KEYS: bucket. ARGV: now, rpm, tpm, tokens.
-_ACQUIRE = (
-    _BUCKET
-    + """
-return fmt(acquire(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])))
-"""
-)
-
-# KEYS: bucket. ARGV: now, rpm, tpm, tokens, requests.
-_REFUND = (
-    _BUCKET
-    + """
-local now, rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tokens, requests = tonumber(ARGV[4]), tonumber(ARGV[5])
-if rpm <= 0 and tpm <= 0 then return 0 end
-local r, t, l, b = load_bucket(KEYS[1], now, rpm, tpm)
-if tpm > 0 and tokens ~= 0 then t = math.min(tpm, t + tokens) end
-if rpm > 0 and requests ~= 0 then r = math.min(rpm, r + requests) end
-save_bucket(KEYS[1], now, r, t, l, b)
-return 1
-"""
-)
-
-# KEYS: bucket. ARGV: now, rpm, tpm, remaining requests, remaining tokens, reset requests s,
-# reset tokens s ('' for unknown).
-_OBSERVE = (
-    _BUCKET
-    + """
-local now, rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rr, rt = tonumber(ARGV[4]), tonumber(ARGV[5])
-local sr, st = tonumber(ARGV[6]), tonumber(ARGV[7])
-local r, t, l, b = load_bucket(KEYS[1], now, rpm, tpm)
-if rr then
-  if rpm > 0 and rr < r then r = rr end
-  if rr <= 0 and sr and sr > 0 then b = math.max(b, now + sr) end
-end
-if rt then
-  if tpm > 0 and rt < t then t = rt end
-  if rt <= 0 and st and st > 0 then b = math.max(b, now + st) end
-end
-save_bucket(KEYS[1], now, r, t, l, b)
-return 1
-"""
-)
-
-_BREAKER = """
-local function fmt(x) return string.format('%.6f', x) end
-local function open(now, till, cooldown, max_cd)
-  local u = tonumber(redis.call('HGET', KEYS[1], 'u'))
-  if u == nil or till > u then u = till end
-  redis.call('HSET', KEYS[1], 'u', fmt(u), 'c', fmt(cooldown))
-  redis.call('PEXPIRE', KEYS[1], math.ceil((u - now + max_cd + 1) * 1000))
-  redis.call('DEL', KEYS[2], KEYS[3])
-  return fmt(u)
-end
-"""
-
-# KEYS: breaker, fails, probe. ARGV: now, threshold, window, cooldown, backoff, max cooldown.
-_FAILURE = (
-    _BREAKER
-    + """
-local now, n, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local base, backoff, max_cd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local u = tonumber(redis.call('HGET', KEYS[1], 'u'))
-if u then
-  if now < u then return false end
-  local c = tonumber(redis.call('HGET', KEYS[1], 'c')) or base
-  c = math.min(c * backoff, max_cd)
-  return open(now, now + c, c, max_cd)
-end
-redis.call('LPUSH', KEYS[2], fmt(now))
-redis.call('LTRIM', KEYS[2], 0, n - 1)
-redis.call('PEXPIRE', KEYS[2], math.ceil(window * 1000))
-if redis.call('LLEN', KEYS[2]) >= n and tonumber(redis.call('LINDEX', KEYS[2], -1)) > now - window then
-  return open(now, now + base, base, max_cd)
-end
-return false
-"""
-)
-
-# KEYS: breaker, fails, probe. ARGV: now, until, cooldown, max cooldown.
-_TRIP = (
-    _BREAKER
-    + """
-local now, till = tonumber(ARGV[1]), tonumber(ARGV[2])
-local u = tonumber(redis.call('HGET', KEYS[1], 'u'))
-if till <= now or (u and u >= till) then return fmt(u or till) end
-if u and now < u then
-  redis.call('HSET', KEYS[1], 'u', fmt(till))
-  redis.call('PEXPIRE', KEYS[1], math.ceil((till - now + tonumber(ARGV[4]) + 1) * 1000))
-  return fmt(till)
-end
-local c = tonumber(redis.call('HGET', KEYS[1], 'c')) or tonumber(ARGV[3])
-return open(now, till, c, tonumber(ARGV[4]))
-"""
-)
-
-# KEYS: breaker, fails, probe. ARGV: now.
-_SUCCESS = """
-local u = tonumber(redis.call('HGET', KEYS[1], 'u'))
-if u and tonumber(ARGV[1]) >= u then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) return 1 end
-return 0
-"""
-
-# KEYS: probe. ARGV: owner.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: replicas. ARGV: owner, ttl ms. The server's clock, so replicas on other hosts agree.
-_HEARTBEAT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
-redis.call('PEXPIRE', KEYS[1], ttl * 2)
-return redis.call('ZCARD', KEYS[1])
-"""
-
-# KEYS: spend. ARGV: amount, ttl s.
-_SPEND = """
-local total = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return total
-"""
-
 
 _Head = tuple[str, int, int, int, str]  # key, rpm, tpm, probe ttl (ms), owner
 _Rider = tuple[str, int, "asyncio.Future[Any]"]  # now, tokens, the reply's future
@@ -320,17 +94,18 @@ class RedisStore:
         self.timeout = timeout
         self._r = client
         reg = client.register_script
-        self._admit = reg(_ADMIT)
-        self._acquire = reg(_ACQUIRE)
-        self._refund = reg(_REFUND)
-        self._observe = reg(_OBSERVE)
-        self._failure = reg(_FAILURE)
-        self._trip = reg(_TRIP)
-        self._success = reg(_SUCCESS)
-        self._release = reg(_RELEASE)
-        self._spend = reg(_SPEND)
-        self._admit_many = reg(_ADMIT_MANY)
-        self._heartbeat = reg(_HEARTBEAT)
+        self._admit = reg(_lua.ADMIT)
+        self._acquire = reg(_lua.ACQUIRE)
+        self._refund = reg(_lua.REFUND)
+        self._observe = reg(_lua.OBSERVE)
+        self._failure = reg(_lua.FAILURE)
+        self._trip = reg(_lua.TRIP)
+        self._success = reg(_lua.SUCCESS)
+        self._release = reg(_lua.RELEASE)
+        self._spend = reg(_lua.SPEND)
+        self._admit_many = reg(_lua.ADMIT_MANY)
+        self._heartbeat = reg(_lua.HEARTBEAT)
+        self._lease = reg(_lua.LEASE)
         self._keys: dict[str, tuple[str, str, str, str]] = {}
         # Admissions waiting for the one in flight of their deployment, and the tasks sending them.
         # Keyed by the deployment and what is the same for all its admissions, so a batch sends
@@ -431,6 +206,22 @@ class RedisStore:
                         fut.set_result(reply)
             batch = nxt
         del self._riders[head]
+
+    async def lease(self, key: str, limits: BucketSpec, requests: int, tokens: int, now: float) -> Lease:
+        bucket, br, _, _ = self.keys(key)
+        reply = await self._call(
+            self._lease(
+                keys=(bucket, br), args=(repr(now), limits.rpm or 0, limits.tpm or 0, requests, tokens)
+            )
+        )
+        verdict = reply[0]
+        if verdict == "ok":
+            return Lease("ok", int(reply[1]), int(reply[2]))
+        if verdict == "half":
+            return Lease("half")
+        if verdict in ("open", "hold"):
+            return Lease(verdict, until=float(reply[1]))
+        raise StateStoreError(f"redis lease script replied {reply!r}")
 
     async def acquire(self, key: str, limits: BucketSpec, tokens: int, now: float) -> float:
         reply = await self._call(

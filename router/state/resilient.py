@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from router.clock import SYSTEM_CLOCK, Clock
 from router.headers import RateLimitSnapshot
-from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec, StateStore
+from router.state.base import Admission, BreakerSpec, BreakerView, BucketSpec, Lease, StateStore
 from router.state.memory import MemoryStore
 from turnout.logs import get_logger
 
@@ -58,8 +58,10 @@ class ResilientStore:
         fallback: StateStore | None = None,
         reconnect_min: float = 0.05,
         reconnect_max: float = 1.0,
+        lease_s: float = 0.0,
     ) -> None:
         self.primary = primary
+        self.lease_s = lease_s  # seconds a deployment's lease of the shared buckets lasts; 0: none
         self.fallback = fallback if fallback is not None else MemoryStore(clock)
         self.clock = clock
         self.name = primary.name
@@ -237,6 +239,10 @@ class ResilientStore:
         owner: str,
     ) -> Admission:
         result: Admission = await self._either("admit", key, limits, breaker, tokens, now, probe_ttl, owner)
+        return result
+
+    async def lease(self, key: str, limits: BucketSpec, requests: int, tokens: int, now: float) -> Lease:
+        result: Lease = await self._either("lease", key, limits, requests, tokens, now)
         return result
 
     async def acquire(self, key: str, limits: BucketSpec, tokens: int, now: float) -> float:

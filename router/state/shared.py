@@ -44,19 +44,31 @@ __all__ = ["SharedBreaker", "SharedDeployment", "SharedLimiter"]
 TINY_WAIT = 0.05  # as the engine's: a limit that frees up this soon is waited for, not skipped
 REFUND_EVERY = 0.05  # seconds: refunds of one deployment are summed this long, then sent as one
 OBSERVE_EVERY = 0.25  # seconds: headers that only lower a level are sent at most this often
+LEASE_SHARE = 20  # a lease holds at most 1/20 of a minute's limit, so no replica strands much
 
 
 class SharedDeployment:
     """One deployment's link to the shared store (see the module docstring)."""
 
     __slots__ = (
+        "_cap_r",
+        "_cap_t",
         "_last_observe",
+        "_lease_r",
+        "_lease_t",
+        "_lease_until",
         "_refund_queued",
         "_refund_requests",
         "_refund_tokens",
+        "_renewal",
+        "_renewing",
+        "_win_count",
+        "_win_start",
+        "_win_tokens",
         "breaker",
         "clock",
         "key",
+        "lease_s",
         "limiter",
         "limits",
         "probe_ttl",
@@ -73,6 +85,7 @@ class SharedDeployment:
         limiter: SharedLimiter,
         clock: Clock,
         probe_ttl: float,
+        lease: float = 0.0,
     ) -> None:
         self.key = key
         self.store = store
@@ -88,6 +101,20 @@ class SharedDeployment:
         self._last_observe = float("-inf")
         self._refund_tokens = self._refund_requests = 0
         self._refund_queued = False
+        # Leasing (see gate): a slice of the shared buckets spent here without a round trip.
+        rpm, tpm = self.limits.rpm, self.limits.tpm
+        self.lease_s = lease
+        self._cap_r = 1_000_000 if rpm is None else rpm // LEASE_SHARE
+        self._cap_t = 0 if tpm is None else tpm // LEASE_SHARE
+        if self._cap_r < 2 or (tpm is not None and self._cap_t < 1):
+            self.lease_s = 0.0  # limits this small are shared one admission at a time
+        self._lease_r = 0
+        self._lease_t = 0.0 if tpm is not None else float("inf")
+        self._lease_until = float("-inf")
+        self._renewing = False
+        self._renewal: asyncio.Task[None] | None = None
+        self._win_start = float("-inf")
+        self._win_count = self._win_tokens = 0
         breaker.shared = self
         limiter.shared = self
         store.deployments.append(self)
@@ -109,6 +136,25 @@ class SharedDeployment:
         if local_limiter.tpm is not None:
             estimate = estimate_tokens(run.text_chars(), run.tokens_hint or rt.deployment.max_tokens)
         clock = self.clock
+        if self.lease_s:
+            now = clock.now()
+            if now - self._win_start > self.lease_s:
+                self._win_start, self._win_count, self._win_tokens = now, 0, 0
+            self._win_count += 1
+            self._win_tokens += estimate
+            if (
+                self._lease_r >= 1
+                and self._lease_t >= estimate
+                and now < self._lease_until
+                and not self.probing
+                and self.breaker.state == "closed"
+                and RateLimiter.try_acquire(local_limiter, estimate) == 0.0
+            ):
+                self._lease_r -= 1
+                self._lease_t -= estimate
+                if not self._renewing and self._lease_r * 2 < self._win_count:
+                    self._renew()  # half of a period's traffic left: top up ahead of need
+                return estimate, 0.0
         waited = 0.0
         while True:
             adm = await store.call(
@@ -131,6 +177,14 @@ class SharedDeployment:
                 elif local.state != "closed":
                     CircuitBreaker.reset(local)  # the peers closed it
                 RateLimiter.try_acquire(local_limiter, estimate)  # keep the local level near reality
+                if (
+                    self.lease_s
+                    and self._win_count >= 2
+                    and self._lease_r * 2 < self._win_count
+                    and not self._renewing
+                    and not adm.probe
+                ):
+                    self._renew()  # traffic enough to spend a lease: admit the next ones locally
                 return estimate, waited
             if verdict != "wait":  # open, or half-open with a peer's probe in flight
                 until = adm.until if adm.until is not None else clock.wall()
@@ -151,6 +205,59 @@ class SharedDeployment:
                 return None
             await clock.sleep(wait)
             waited += wait
+
+    # --- leases ----------------------------------------------------------------------------------
+    # At a few requests a second every admission is a round trip, as before. Once a deployment
+    # sees two or more admissions within one lease period, this replica leases a slice of the
+    # shared buckets (twice the admissions of its current period, at most 1/LEASE_SHARE of the
+    # minute's limit) in one script and admits from it locally; it tops the lease up when half is
+    # spent, and what is left when the period ends goes back to the buckets. The buckets stay
+    # exact (what is leased was taken from them); a replica that dies strands at most its slice,
+    # which the buckets refill within 60/LEASE_SHARE s. The lease is granted only while the
+    # breaker is closed and no hold is in force, and each renewal reads both again, so a peer's
+    # ejection or the provider's hold reaches this replica within one lease period (a local
+    # ejection or hold stops the lease at once: the gate checks the local breaker and limiter).
+
+    def _renew(self) -> None:
+        self._renewing = True
+        requests = min(max(2, self._win_count * 2), self._cap_r)
+        tokens = min(self._win_tokens * 2, self._cap_t)
+        self._renewal = asyncio.get_running_loop().create_task(self._send_lease(requests, tokens))
+
+    async def _send_lease(self, requests: int, tokens: int) -> None:
+        store = self.store
+        try:  # None: the store is down (the lease runs out; the local gate takes over)
+            lease = await store.call(
+                store.primary.lease, self.key, self.limits, requests, tokens, self.clock.wall()
+            )
+        finally:
+            self._renewing = False
+        if lease is None:
+            return
+        if lease.verdict == "ok":
+            if lease.requests:
+                self._lease_r += lease.requests
+                self._lease_t += lease.tokens
+                self._lease_until = self.clock.now() + self.lease_s
+                asyncio.get_running_loop().call_later(self.lease_s, self._expire)
+            return
+        self.drop_lease()
+        if lease.verdict == "open" and lease.until is not None:
+            CircuitBreaker.trip(self.breaker, self._mono(lease.until))  # a peer ejected it
+
+    def _expire(self) -> None:
+        if self.clock.now() >= self._lease_until:
+            self.drop_lease()
+
+    def drop_lease(self) -> None:
+        """Give what is left of the lease back to the shared buckets."""
+        left_r, left_t = self._lease_r, self._lease_t
+        self._lease_r = 0
+        if self.limits.tpm is not None:
+            self._lease_t = 0.0
+        self._lease_until = float("-inf")
+        if left_r or (self.limits.tpm is not None and left_t >= 1):
+            self.refund(int(left_t) if self.limits.tpm is not None else 0, left_r)
 
     # --- outcomes, queued ------------------------------------------------------------------------
 

@@ -173,13 +173,18 @@ async def test_redis_killed_and_restarted_mid_traffic_loses_no_request(
             results += await outcomes([p.a, p.b] * 8)
             own_redis.kill()
             results += await outcomes([p.a, p.b] * 8)  # the store fails under these: local state
+            for _ in range(500):  # a busy deployment admits from its lease: it meets the store at renewal
+                if not sa.up and not sb.up:
+                    break
+                results += await outcomes([p.a, p.b])
+                await asyncio.sleep(0.01)
             assert not sa.up and not sb.up
             results += await outcomes([p.a, p.b] * 8)  # down: no Redis call at all
             own_redis.start()
             await wait_for(lambda: sa.up and sb.up)
             results += await outcomes([p.a, p.b] * 8)
-        assert results == ["ok"] * 64
-        assert p.seen() == 64
+        assert results == ["ok"] * len(results)
+        assert p.seen() == len(results)
         assert sa.outages == 1 and sb.outages == 1 and sa.errors >= 1
         warnings = [e for e in logs if e["log_level"] == "warning"]
         assert len(warnings) == 2  # one per replica per outage, not one per request
@@ -220,3 +225,60 @@ async def test_a_replica_that_stops_is_counted_out(own_redis: RedisServer, pair:
         await p.b.aclose()
         await sa.beat()
         assert sa.live_replicas == 1
+
+
+def count_admissions(store: ResilientStore) -> list[int]:
+    """Count the round trips ``store`` makes to admit one request (the per-request path leases
+    avoid): a wrapper on this replica's primary store."""
+    calls = [0]
+    admit = store.primary.admit
+
+    async def counted(*args: Any) -> Any:
+        calls[0] += 1
+        return await admit(*args)
+
+    store.primary.admit = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_leasing_replicas_admit_locally_and_never_exceed_a_shared_rpm_together(
+    redis_url: str, pair: PairFactory
+) -> None:
+    # rpm 200: a lease holds at most 10 requests (1/20 of the minute). The virtual clock stands
+    # still, so the buckets never refill: whatever the leases do, 200 is all there is.
+    async with pair(redis_url, rpm=200) as p:
+        trips = count_admissions(p.store(p.a)), count_admissions(p.store(p.b))
+        got: list[str] = []
+        for _ in range(9):  # 180 requests: within the limit whatever the leases hold
+            got += await outcomes([p.a, p.b] * 10)
+        assert got == ["ok"] * 180
+        assert trips[0][0] + trips[1][0] < 90  # most came from a lease, not a round trip to Redis
+        for _ in range(20):
+            got += await outcomes([p.a, p.b] * 10)
+        ok = got.count("ok")
+        assert p.seen() == ok  # what the provider saw is what was admitted
+        assert ok <= 200  # never above the shared limit
+        assert ok >= 200 - 2 * 10  # at most each replica's last lease is left unspent
+        for r in (p.a, p.b):  # what a replica holds goes back to the buckets
+            r.deployment("gpt").shared.drop_lease()  # type: ignore[union-attr]
+        await p.store(p.a).flush()
+        await p.store(p.b).flush()
+        assert (await outcomes([p.a, p.b] * 20)).count("ok") == 200 - ok
+
+
+async def test_a_leasing_replica_learns_a_peers_ejection_within_one_lease_period(
+    redis_url: str, pair: PairFactory
+) -> None:
+    async with pair(redis_url) as p:
+        shared_b = p.b.deployment("gpt").shared
+        assert shared_b is not None and shared_b.lease_s == 0.25  # the default
+        await outcomes([p.b] * 4)  # busy enough to lease
+        await wait_for(lambda: shared_b._lease_r > 0)
+        sa = p.store(p.a)
+        await sa.primary.trip("gpt", p.clock.wall() + 30, p.a.deployment("gpt").shared.spec, p.clock.wall())  # type: ignore[union-attr]
+        assert (await p.b.complete(ask("chat"))).model == "gpt"  # within its lease period B may still send
+        p.clock.advance(0.25)  # one lease period later the lease has run out: B asks the store
+        seen = p.seen("openai")
+        assert (await p.b.complete(ask("chat"))).model == "mis"
+        assert p.seen("openai") == seen  # gpt was not called: B skipped it
+        assert p.b.snapshot()["deployments"]["gpt"]["breaker"]["state"] == "open"

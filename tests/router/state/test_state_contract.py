@@ -12,6 +12,7 @@ from state_redis import RedisServer, free_port
 from router.clock import FakeClock
 from router.headers import RateLimitSnapshot
 from router.state import BreakerSpec, BucketSpec, StateStore, StateStoreError
+from router.state.base import Lease
 from router.state.memory import MemoryStore
 from router.state.redis import RedisStore
 
@@ -191,3 +192,29 @@ async def test_redis_down_fails_every_batched_admission(redis_server: RedisServe
         await store.aclose()
     assert all(isinstance(g, StateStoreError) for g in got), got
     assert not store._riders  # nothing left waiting: the next admission goes alone
+
+
+async def test_lease_takes_what_the_buckets_have_and_no_more(store: StateStore) -> None:
+    lim = BucketSpec(rpm=10, tpm=1000)
+    assert await store.lease("d", lim, 4, 300, T0) == Lease("ok", 4, 300)
+    assert await store.lease("d", lim, 10, 1000, T0) == Lease("ok", 6, 700)  # the rest, exactly
+    assert await store.lease("d", lim, 3, 10, T0) == Lease("ok", 0, 0)  # empty: nothing taken
+    assert await store.acquire("d", lim, 0, T0) == pytest.approx(6.0)  # leased is taken: one per 6 s
+    await store.refund("d", lim, 500, 2, T0)  # a lease's unused part, given back
+    assert await store.lease("d", lim, 5, 800, T0) == Lease("ok", 2, 500)
+
+
+async def test_lease_with_no_limits_grants_what_was_asked(store: StateStore) -> None:
+    assert await store.lease("d", BucketSpec(), 50, 0, T0) == Lease("ok", 50, 0)
+
+
+async def test_no_lease_while_the_breaker_is_not_closed_or_a_hold_is_in_force(store: StateStore) -> None:
+    lim = BucketSpec(rpm=100)
+    until = await store.trip("d", T0 + 5, SPEC, T0)
+    assert await store.lease("d", lim, 5, 0, T0 + 1) == Lease("open", until=pytest.approx(until))
+    assert await store.lease("d", lim, 5, 0, T0 + 6) == Lease("half")  # the probe goes one by one
+    await store.record_success("d", T0 + 6)
+    assert (await store.lease("d", lim, 5, 0, T0 + 6)).requests == 5
+    await store.observe_headroom("e", lim, RateLimitSnapshot(remaining_requests=0, reset_requests_s=3), T0)
+    assert await store.lease("e", lim, 5, 0, T0 + 1) == Lease("hold", until=pytest.approx(T0 + 3))
+    assert (await store.lease("e", lim, 5, 0, T0 + 3)).requests == 5  # the hold is over (refilled by then)
