@@ -282,3 +282,28 @@ async def test_a_leasing_replica_learns_a_peers_ejection_within_one_lease_period
         assert (await p.b.complete(ask("chat"))).model == "mis"
         assert p.seen("openai") == seen  # gpt was not called: B skipped it
         assert p.b.snapshot()["deployments"]["gpt"]["breaker"]["state"] == "open"
+
+
+async def test_a_replica_that_dies_holding_a_lease_strands_its_slice_for_one_refill_at_most(
+    redis_url: str, pair: PairFactory
+) -> None:
+    # rpm 200: a lease holds at most 10 requests, which the buckets refill in 60/20 = 3 s.
+    async with pair(redis_url, rpm=200) as p:
+        shared_a = p.a.deployment("gpt").shared
+        assert shared_a is not None
+        got_a = await outcomes([p.a] * 6)  # busy enough to lease
+        await wait_for(lambda: shared_a._lease_r > 0 and not shared_a._renewing)
+        held = shared_a._lease_r
+        assert got_a == ["ok"] * 6 and 1 <= held <= 10
+        # A "dies" here: its slice vanishes with it, never given back (as a killed process). B,
+        # alone, gets the rest of the minute's 200, less what A held, and not one more.
+        shared_a._lease_r = 0
+        got_b: list[str] = []
+        for _ in range(11):
+            got_b += await outcomes([p.b] * 20)
+        assert got_b.count("ok") == 200 - 6 - held
+        assert p.seen() == 200 - held  # the provider saw the limit less the stranded slice
+        # One refill of a slice later (3 s at 200 rpm), the stranded capacity is back for B.
+        p.clock.advance(3.0)
+        assert (await outcomes([p.b] * 20)).count("ok") == 10
+        assert p.seen() == 200 - held + 10
