@@ -31,7 +31,7 @@ from _common import free_port, pct, print_header, print_table, start_mock, timed
 PROMPT = "Say hello to the bench."
 
 
-def _config(base: str, backend: str, redis_url: str) -> Any:
+def _config(base: str, backend: str, redis_url: str, lease: float = 0.25) -> Any:
     from router import parse_config
 
     return parse_config(
@@ -41,7 +41,13 @@ def _config(base: str, backend: str, redis_url: str) -> Any:
             },
             "models": {"gpt": {"provider": "openai", "model": "gpt-4o-mini", "rpm": 10**7, "tpm": 10**10}},
             "defaults": {"retries": 0},
-            "state": {"backend": backend, "url": redis_url, "prefix": "bench", "timeout": "1s"},
+            "state": {
+                "backend": backend,
+                "url": redis_url,
+                "prefix": "bench",
+                "timeout": "1s",
+                "lease": lease,
+            },
         }
     )
 
@@ -50,7 +56,13 @@ async def _routers(args: argparse.Namespace, base: str, redis_url: str) -> None:
     from router import ChatRequest, Message, Router
     from router.state.resilient import ResilientStore
 
-    routers = {b: Router(_config(base, b, redis_url)) for b in ("memory", "redis")}
+    # "redis0" is state.lease 0 (one Redis call per admission: the store before leases), "redis" the
+    # default lease: before and after in the same run, alternating with the baseline.
+    routers = {
+        "memory": Router(_config(base, "memory", redis_url)),
+        "redis0": Router(_config(base, "redis", redis_url, lease=0.0)),
+        "redis": Router(_config(base, "redis", redis_url)),
+    }
     request = ChatRequest(model="gpt", messages=[Message("user", PROMPT)])
     calls = {b: (lambda r=r: r.complete(request)) for b, r in routers.items()}
     rps: dict[str, list[float]] = {b: [] for b in routers}
@@ -67,22 +79,25 @@ async def _routers(args: argparse.Namespace, base: str, redis_url: str) -> None:
                 lat[b].extend(ls)
                 cpu[b].append(c)
                 print(f"  round {i + 1} {b:6}: {t:7.0f} req/s, client CPU {c * 1e6:5.0f} us/req", flush=True)
-        store = routers["redis"].state_store
-        assert isinstance(store, ResilientStore)
-        if not store.up or store.errors:
-            raise RuntimeError(f"the redis store failed during the run: {store.snapshot()}")
+        for b in ("redis0", "redis"):
+            store = routers[b].state_store
+            assert isinstance(store, ResilientStore)
+            if not store.up or store.errors:
+                raise RuntimeError(f"the redis store failed during the run: {store.snapshot()}")
     finally:
         for r in routers.values():
             await r.aclose()
     print_table(routers, rps, lat, cpu)
-    ratio = statistics.median(rps["redis"]) / statistics.median(rps["memory"])
-    pairs = [r / m for r, m in zip(rps["redis"], rps["memory"], strict=True)]
-    added_cpu = (statistics.median(cpu["redis"]) - statistics.median(cpu["memory"])) * 1e6
-    added_p50 = pct(lat["redis"], 0.5) - pct(lat["memory"], 0.5)
-    print(
-        f"  ratio redis/memory throughput: {ratio:.2f} (per round: {', '.join(f'{p:.2f}' for p in pairs)});"
-        f" added client CPU {added_cpu:.0f} us/request, added p50 {added_p50:.2f} ms"
-    )
+    for b, what in (("redis0", "state.lease 0"), ("redis", "state.lease 0.25s")):
+        ratio = statistics.median(rps[b]) / statistics.median(rps["memory"])
+        pairs = [r / m for r, m in zip(rps[b], rps["memory"], strict=True)]
+        added_cpu = (statistics.median(cpu[b]) - statistics.median(cpu["memory"])) * 1e6
+        added_p50 = pct(lat[b], 0.5) - pct(lat["memory"], 0.5)
+        print(
+            f"  ratio {b}/memory throughput ({what}): {ratio:.2f}"
+            f" (per round: {', '.join(f'{p:.2f}' for p in pairs)});"
+            f" added client CPU {added_cpu:.0f} us/request, added p50 {added_p50:.2f} ms"
+        )
 
 
 async def _raw(args: argparse.Namespace, redis_url: str) -> None:
