@@ -1,6 +1,6 @@
 """How long an ejection by one worker of `turnout serve --workers 2` takes to reach the other.
 
-    .venv/bin/python bench/bench_propagation.py [--trials 10]
+    .venv/bin/python bench/bench_worker_propagation.py [--trials 10]
 
 A mock upstream whose OpenAI endpoint answers 503 to everything; the sidecar (2 workers, the
 default in-memory state, so the supervisor hosts it) has one route per trial, ``[gptK, mis]``

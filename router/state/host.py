@@ -88,8 +88,8 @@ class HostStateServer:
                 except Exception as exc:  # bad arguments: an answer, not a dead connection
                     writer.write(_frame([req[0], None, f"{type(exc).__name__}: {exc}"]))
                 await writer.drain()  # returns at once unless the worker stopped reading
-        except (asyncio.IncompleteReadError, ConnectionError, JSONError, IndexError, TypeError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, JSONError, IndexError, KeyError, TypeError):
+            pass  # the worker went away, or sent nonsense: drop the connection, it reconnects
         finally:
             writer.close()
 
