@@ -227,7 +227,8 @@ class Defaults(_Model):
 class StateConfig(_Model):
     """Where replicas share limits, breakers and budgets (router.state): in-process, or Redis."""
 
-    backend: Literal["memory", "redis"] = "memory"
+    # "host": set by `turnout serve --workers N` for its workers (the supervisor's socket, in url)
+    backend: Literal["memory", "redis", "host"] = "memory"
     url: str = "redis://127.0.0.1:6379/0"
     prefix: str = Field(default="turnout", min_length=1)  # every key starts with "<prefix>:"
     timeout: Duration = Field(default=0.05, gt=0)  # per call; slower means down: local state

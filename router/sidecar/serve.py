@@ -19,10 +19,12 @@ from router.sidecar.errors import Scrubber
 from router.sidecar.server import SidecarServer
 from router.sidecar.state import STATE, Built, reload
 from router.sidecar.workers import (
+    STATE_ENV,
     WORKER_ENV,
     Supervisor,
     WorkerLink,
     WorkerRole,
+    host_shared,
     reuse_port_available,
     split_between_workers,
     worker_argv,
@@ -65,7 +67,7 @@ def audit_listener(loaded: Loaded) -> tuple[Any, AuditSink] | None:
     return AuditLogger(sink, redact=audit.redact), sink
 
 
-def make_factory(path: str, audit: Any | None, workers: int = 1) -> Any:
+def make_factory(path: str, audit: Any | None, workers: int = 1, state_socket: str | None = None) -> Any:
     """A router factory that reads the file anew on each call (start-up and every reload); one of
     ``workers`` processes without a shared store builds its share of the limits."""
     from router import Router
@@ -73,7 +75,7 @@ def make_factory(path: str, audit: Any | None, workers: int = 1) -> Any:
     def factory() -> Built:
         loaded = load(path)
         return Built(
-            router=Router(split_between_workers(loaded.router, workers)),
+            router=Router(split_between_workers(host_shared(loaded.router, state_socket), workers)),
             secrets=loaded.secrets,
             listeners=(audit,) if audit is not None else (),
             settings=loaded.settings,
@@ -86,7 +88,8 @@ async def serve(loaded: Loaded, host: str, port: int, role: WorkerRole | None = 
     settings = loaded.settings
     audit = audit_listener(loaded)
     count = role.count if role is not None else 1
-    app = create_app(settings, make_factory(loaded.source, audit[0] if audit else None, count))
+    state_socket = role.state_socket if role is not None else None
+    app = create_app(settings, make_factory(loaded.source, audit[0] if audit else None, count, state_socket))
     sock = None
     if role is not None and role.listen_fd is not None:  # the supervisor's listening socket
         sock = socket.socket(fileno=role.listen_fd)
@@ -185,13 +188,21 @@ def main(args: argparse.Namespace) -> int:
     port = loaded.settings.server.port if args.port is None else args.port
     role = WorkerRole.from_env()
     os.environ.pop(WORKER_ENV, None)  # not inherited by anything this process starts
+    os.environ.pop(STATE_ENV, None)
     try:
         workers = worker_count(str(getattr(args, "workers", "1")))
     except ValueError as exc:
         print(f"turnout serve: {exc}", file=sys.stderr)
         return 2
     if role is None and workers > 1:
-        supervisor = Supervisor(worker_argv(args), host, port, workers, loaded.settings.server.drain_timeout)
+        supervisor = Supervisor(
+            worker_argv(args),
+            host,
+            port,
+            workers,
+            loaded.settings.server.drain_timeout,
+            host_state=loaded.router.state.backend == "memory",
+        )
         try:
             supervisor.bind()
         except OSError as exc:

@@ -21,9 +21,10 @@ becomes a supervisor that starts N workers, each a complete ``turnout serve`` on
   worker's scrape is at most that late. Gauges read from a router at scrape time (breaker state,
   limiter headroom, state store up) are the answering worker's.
 - **Shared state.** With ``state: {backend: redis}`` workers share breakers, limits and budgets
-  through Redis as separate sidecars do. With the in-memory default each worker keeps its own:
-  the rpm/tpm limits are divided between the workers (so the host together stays within them),
-  breakers learn from each worker's own traffic, and ``/admin/state`` shows the answering worker.
+  through Redis as separate sidecars do. With the in-memory default the supervisor hosts the
+  state (:mod:`router.state.host`: a Unix socket in a private temporary directory) and the
+  workers share ejections, holds, budgets and the rpm/tpm buckets through it, degrade-safe: while
+  it does not answer, each worker uses local state with its share (1/N) of the limits.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from turnout.logs import get_logger
 log = get_logger("turnout.sidecar")
 
 WORKER_ENV = "TURNOUT_WORKER"  # "<index>/<count>/<control fd>[/<listening fd>]", set for a worker
+STATE_ENV = "TURNOUT_STATE_SOCKET"  # the supervisor's host state socket, when it hosts the state
 RESTART_MIN, RESTART_MAX, STABLE_S = 0.1, 5.0, 5.0
 
 
@@ -75,6 +77,7 @@ class WorkerRole:
     count: int
     control_fd: int
     listen_fd: int | None = None
+    state_socket: str | None = None  # the supervisor's host state (router.state.host), if any
 
     @classmethod
     def from_env(cls) -> WorkerRole | None:
@@ -82,7 +85,8 @@ class WorkerRole:
         if not raw:
             return None
         parts = [int(p) for p in raw.split("/")]
-        return cls(parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else None)
+        state = os.environ.get(STATE_ENV) or None
+        return cls(parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else None, state)
 
 
 class WorkerLink:
@@ -130,7 +134,15 @@ class _Worker:
 class Supervisor:
     """Starts, restarts, signals and stops the workers (see the module docstring)."""
 
-    def __init__(self, argv: list[str], host: str, port: int, count: int, drain_timeout: float) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        host: str,
+        port: int,
+        count: int,
+        drain_timeout: float,
+        host_state: bool = False,
+    ) -> None:
         self.argv = argv  # the worker's command line, without --host/--port/--workers
         self.host = host
         self.port = port
@@ -141,6 +153,9 @@ class Supervisor:
         self.restarts = 0
         self._listen: socket.socket | None = None
         self._metrics_dir = ""
+        self.host_state = host_state  # host the workers' shared state (no Redis configured)
+        self._state_server: Any = None
+        self._state_dir = ""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def bind(self) -> None:
@@ -162,7 +177,10 @@ class Supervisor:
         if not reuse_port_available():
             assert self._listen is not None
             role += f"/{self._listen.fileno()}"
-        return {**os.environ, WORKER_ENV: role, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir}
+        env = {**os.environ, WORKER_ENV: role, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir}
+        if self._state_server is not None:
+            env[STATE_ENV] = self._state_server.path
+        return env
 
     async def _start(self, w: _Worker) -> None:
         mine, theirs = socket.socketpair()
@@ -244,6 +262,12 @@ class Supervisor:
         self._metrics_dir = tempfile.mkdtemp(prefix="turnout-metrics-")
         stop = asyncio.Event()
         try:
+            if self.host_state:
+                from router.state.host import HostStateServer
+
+                self._state_dir = tempfile.mkdtemp(prefix="turnout-state-")  # mode 0700
+                self._state_server = HostStateServer(os.path.join(self._state_dir, "state.sock"))
+                await self._state_server.start()
             for w in self.workers:
                 await self._start(w)
             await asyncio.gather(*(w.ready.wait() for w in self.workers))
@@ -266,6 +290,10 @@ class Supervisor:
             if self._listen is not None:
                 self._listen.close()
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            if self._state_server is not None:
+                await self._state_server.close()
+            if self._state_dir:
+                shutil.rmtree(self._state_dir, ignore_errors=True)
         print("turnout serve: stopped", flush=True)
         return 0
 
@@ -301,6 +329,15 @@ def worker_argv(args: Any) -> list[str]:
     argv += ["--loop", getattr(args, "loop", "auto"), "--log-level", args.log_level]
     argv += ["--log-format", getattr(args, "log_format", "console")]
     return argv
+
+
+def host_shared(cfg: Any, state_socket: str | None) -> Any:
+    """A worker's configuration when its supervisor hosts the state: ``state: memory`` becomes
+    the supervisor's socket (``backend: host``); Redis, or no socket, stays as configured."""
+    if state_socket is None or cfg.state.backend != "memory":
+        return cfg
+    state = cfg.state.model_copy(update={"backend": "host", "url": f"unix://{state_socket}"})
+    return cfg.model_copy(update={"state": state})
 
 
 def split_between_workers(cfg: Any, count: int) -> Any:

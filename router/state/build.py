@@ -17,11 +17,20 @@ __all__ = ["build_store", "store_snapshot"]
 
 def build_store(cfg: StateConfig, clock: Clock) -> tuple[StateStore, ResilientStore | None]:
     """``(store, shared)``: memory gives ``(MemoryStore, None)`` (deployments stay local);
-    redis gives the same :class:`ResilientStore` twice (deployments share through it)."""
+    redis (or host, the supervisor of ``--workers N``) gives the same :class:`ResilientStore` twice
+    (deployments share through it)."""
     if cfg.backend == "memory":
         return MemoryStore(clock), None
-    from router.state.redis import RedisStore
     from router.state.resilient import ResilientStore
+
+    if cfg.backend == "host":  # the workers of one host, through their supervisor (router.state.host)
+        from router.state.host import HostStore
+
+        host = ResilientStore(
+            HostStore(cfg.url.removeprefix("unix://"), timeout=cfg.timeout), clock=clock, lease_s=cfg.lease
+        )
+        return host, host
+    from router.state.redis import RedisStore
 
     shared = ResilientStore(
         RedisStore(cfg.url, prefix=cfg.prefix, timeout=cfg.timeout), clock=clock, lease_s=cfg.lease

@@ -13,6 +13,7 @@ from router.clock import FakeClock
 from router.headers import RateLimitSnapshot
 from router.state import BreakerSpec, BucketSpec, StateStore, StateStoreError
 from router.state.base import Lease
+from router.state.host import HostStateServer, HostStore
 from router.state.memory import MemoryStore
 from router.state.redis import RedisStore
 
@@ -20,10 +21,18 @@ T0 = 1_700_000_000.0
 SPEC = BreakerSpec(failures=3, window=10.0, cooldown=5.0, max_cooldown=40.0, backoff=2.0)
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+@pytest.fixture(params=["memory", "redis", "host"])
+async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[StateStore]:
     if request.param == "memory":
         yield MemoryStore(FakeClock(epoch=T0))
+        return
+    if request.param == "host":  # the supervisor's MemoryStore over its Unix socket
+        server = HostStateServer(str(tmp_path / "state.sock"), FakeClock(epoch=T0))
+        await server.start()
+        client = HostStore(server.path, timeout=5.0)
+        yield client
+        await client.aclose()
+        await server.close()
         return
     url = request.getfixturevalue("redis_url")
     s = RedisStore(url, prefix="t", timeout=1.0)
