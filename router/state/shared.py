@@ -142,18 +142,22 @@ class SharedDeployment:
                 self._win_start, self._win_count, self._win_tokens = now, 0, 0
             self._win_count += 1
             self._win_tokens += estimate
-            if (
+            if now >= self._lease_until:
+                if self._lease_r:
+                    self.drop_lease()  # the period is over: what is left goes back, a new one is asked
+            elif (
                 self._lease_r >= 1
                 and self._lease_t >= estimate
-                and now < self._lease_until
                 and not self.probing
                 and self.breaker.state == "closed"
                 and RateLimiter.try_acquire(local_limiter, estimate) == 0.0
             ):
                 self._lease_r -= 1
                 self._lease_t -= estimate
-                if not self._renewing and self._lease_r * 2 < self._win_count:
-                    self._renew()  # half of a period's traffic left: top up ahead of need
+                if not self._renewing and (
+                    self._lease_r * 2 < self._win_count or now > self._lease_until - self.lease_s / 2
+                ):
+                    self._renew()  # half the lease or half its period gone: renew ahead of need
                 return estimate, 0.0
         waited = 0.0
         while True:
@@ -239,7 +243,9 @@ class SharedDeployment:
                 self._lease_r += lease.requests
                 self._lease_t += lease.tokens
                 self._lease_until = self.clock.now() + self.lease_s
-                asyncio.get_running_loop().call_later(self.lease_s, self._expire)
+                asyncio.get_running_loop().call_later(
+                    self.lease_s * 1.01, self._expire
+                )  # a timer may fire early
             return
         self.drop_lease()
         if lease.verdict == "open" and lease.until is not None:

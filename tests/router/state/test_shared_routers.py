@@ -307,3 +307,19 @@ async def test_a_replica_that_dies_holding_a_lease_strands_its_slice_for_one_ref
         p.clock.advance(3.0)
         assert (await outcomes([p.b] * 20)).count("ok") == 10
         assert p.seen() == 200 - held + 10
+
+
+async def test_a_busy_replica_keeps_leasing_period_after_period(redis_url: str, pair: PairFactory) -> None:
+    # Regression: once a lease's period ended with requests left in it, the replica went back to
+    # a round trip per admission for good (the left-over count kept it from asking again).
+    async with pair(redis_url) as p:
+        trips = count_admissions(p.store(p.b))
+        for period in range(4):
+            before = trips[0]
+            for _ in range(5):
+                await outcomes([p.b] * 8)
+                await asyncio.sleep(0)  # the renewal's round trip
+            assert trips[0] - before < 20, (
+                f"period {period}: {trips[0] - before} of 40 admissions went to Redis"
+            )
+            p.clock.advance(0.3)  # past the lease period
