@@ -55,6 +55,39 @@ def start_mock(port: int) -> subprocess.Popen[bytes]:
     )
 
 
+def run_with_mock_and_redis(
+    main: Callable[[str, str], Awaitable[None]], describe: Callable[[int, int], str] | None = None
+) -> int:
+    """Start ``turnout mock`` and a throwaway ``redis-server`` (own processes, free ports), print
+    the header, run ``main(mock_url, redis_url)``, stop both; 2 if redis-server is missing."""
+    import shutil
+
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        print("redis-server is not installed (apt-get install -y redis-server)", file=sys.stderr)
+        return 2
+    version = subprocess.run([redis_bin, "--version"], capture_output=True, text=True).stdout.strip()
+    print_header(("aiohttp", "redis", "turnout"), version)
+    mock_port, redis_port = free_port(), free_port()
+    mock = start_mock(mock_port)
+    redis = subprocess.Popen(
+        [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(mock_port, mock, "turnout mock")
+        wait_port(redis_port, redis, "redis-server")
+        if describe is not None:
+            print(describe(mock_port, redis_port))
+        asyncio.run(main(f"http://127.0.0.1:{mock_port}", f"redis://127.0.0.1:{redis_port}/0"))
+    finally:
+        for child in (mock, redis):
+            child.terminate()
+            child.wait(timeout=10)
+    return 0
+
+
 def pct(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values`` (seconds), in milliseconds."""
     ordered = sorted(values)

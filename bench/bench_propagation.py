@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
-from _common import free_port, print_header, start_mock, wait_port
+from _common import run_with_mock_and_redis
 
 PROMPT = "Say hello to the bench."
 
@@ -120,29 +118,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight per replica")
     parser.add_argument("--warmup", type=float, default=0.5, help="seconds of traffic before the ejection")
     args = parser.parse_args()
-    redis_bin = shutil.which("redis-server")
-    if redis_bin is None:
-        print("redis-server is not installed (apt-get install -y redis-server)", file=sys.stderr)
-        return 2
-    version = subprocess.run([redis_bin, "--version"], capture_output=True, text=True).stdout.strip()
-    print_header(("aiohttp", "redis", "turnout"), version)
-    mock_port, redis_port = free_port(), free_port()
-    mock = start_mock(mock_port)
-    redis = subprocess.Popen(
-        [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return run_with_mock_and_redis(
+        lambda base, redis_url: _main(args, base, redis_url),
+        lambda mock_port, redis_port: (
+            f"2 replicas x c={args.concurrency}, {args.trials} trials per setting, alternating"
+        ),
     )
-    try:
-        wait_port(mock_port, mock, "turnout mock")
-        wait_port(redis_port, redis, "redis-server")
-        print(f"2 replicas x c={args.concurrency}, {args.trials} trials per setting, alternating")
-        asyncio.run(_main(args, f"http://127.0.0.1:{mock_port}", f"redis://127.0.0.1:{redis_port}/0"))
-    finally:
-        for child in (mock, redis):
-            child.terminate()
-            child.wait(timeout=10)
-    return 0
 
 
 if __name__ == "__main__":

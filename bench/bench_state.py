@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
-from _common import free_port, pct, print_header, print_table, start_mock, timed_round, wait_port
+from _common import (
+    pct,
+    print_table,
+    run_with_mock_and_redis,
+    timed_round,
+)
 
 PROMPT = "Say hello to the bench."
 
@@ -246,30 +249,14 @@ def main() -> int:
     parser.add_argument("--ops", type=int, default=5000, help="operations for the raw admission cost")
     parser.add_argument("--trials", type=int, default=5, help="outages for the ejection time (0: none)")
     args = parser.parse_args()
-    redis_bin = shutil.which("redis-server")
-    if redis_bin is None:
-        print("redis-server is not installed (apt-get install -y redis-server)", file=sys.stderr)
-        return 2
-    redis_version = subprocess.run([redis_bin, "--version"], capture_output=True, text=True).stdout.strip()
-    print_header(("aiohttp", "redis", "turnout"), redis_version)
-    print(f"rounds {args.rounds} x {args.requests} requests, concurrency {args.concurrency}, A/B alternating")
-    mock_port, redis_port = free_port(), free_port()
-    mock = start_mock(mock_port)
-    redis = subprocess.Popen(
-        [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return run_with_mock_and_redis(
+        lambda base, redis_url: _main(args, base, redis_url),
+        lambda mock_port, redis_port: (
+            f"rounds {args.rounds} x {args.requests} requests, concurrency {args.concurrency}, "
+            "A/B alternating\n"
+            f"mock: turnout mock --port {mock_port}; redis-server --port {redis_port} (own processes)"
+        ),
     )
-    try:
-        wait_port(mock_port, mock, "turnout mock")
-        wait_port(redis_port, redis, "redis-server")
-        print(f"mock: turnout mock --port {mock_port}; redis-server --port {redis_port} (own processes)")
-        asyncio.run(_main(args, f"http://127.0.0.1:{mock_port}", f"redis://127.0.0.1:{redis_port}/0"))
-    finally:
-        for child in (mock, redis):
-            child.terminate()
-            child.wait(timeout=10)
-    return 0
 
 
 if __name__ == "__main__":
