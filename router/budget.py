@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from router.errors import BudgetExceeded
 from router.patterns.planner import Finish, PlanContext
 from router.patterns.rules import input_tokens
+from router.state.memory import MemorySpend
 from router.types import AuditRecord, ChatRequest, Usage
 from turnout.logs import get_logger
 
@@ -85,21 +86,6 @@ class SpendStore(Protocol):
     async def add_spend(self, key: str, amount: float, period_start: int) -> float: ...
 
     async def get_spend(self, key: str, period_start: int) -> float: ...
-
-
-class MemorySpend:
-    """Spend in this process only (the default until a shared store is configured)."""
-
-    def __init__(self) -> None:
-        self._spend: dict[tuple[str, int], float] = {}
-
-    async def add_spend(self, key: str, amount: float, period_start: int) -> float:
-        total = self._spend.get((key, period_start), 0.0) + amount
-        self._spend[key, period_start] = total
-        return total
-
-    async def get_spend(self, key: str, period_start: int) -> float:
-        return self._spend.get((key, period_start), 0.0)
 
 
 @dataclass(frozen=True, slots=True)

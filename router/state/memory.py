@@ -67,17 +67,33 @@ class _Breaker:
     failures: list[float] = field(default_factory=list)  # newest last, at most `threshold`
 
 
-class MemoryStore:
+class MemorySpend:
+    """Budgets' spend in this process only: the default spend store of :mod:`router.budget`,
+    and the spend part of :class:`MemoryStore`."""
+
+    def __init__(self) -> None:
+        self._spend: dict[tuple[str, int], float] = {}
+
+    async def add_spend(self, key: str, amount: float, period_start: int) -> float:
+        total = self._spend.get((key, period_start), 0.0) + amount
+        self._spend[key, period_start] = total
+        return total
+
+    async def get_spend(self, key: str, period_start: int) -> float:
+        return self._spend.get((key, period_start), 0.0)
+
+
+class MemoryStore(MemorySpend):
     """Every primitive of :class:`~router.state.base.StateStore` on plain dicts (one event loop)."""
 
     name = "memory"
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__()
         self.clock = clock  # wall time for probe leases, which the protocol gives only a ttl
         self._buckets: dict[str, _Bucket] = {}
         self._breakers: dict[str, _Breaker] = {}
         self._probes: dict[str, tuple[str, float]] = {}  # key: (owner, expires at)
-        self._spend: dict[tuple[str, int], float] = {}
 
     def _bucket(self, key: str, limits: BucketSpec, now: float) -> _Bucket:
         b = self._buckets.get(key)
@@ -223,14 +239,6 @@ class MemoryStore:
             self._probes.pop(key, None)
 
     # --- budgets ---------------------------------------------------------------------------------
-
-    async def add_spend(self, key: str, amount: float, period_start: int) -> float:
-        total = self._spend.get((key, period_start), 0.0) + amount
-        self._spend[key, period_start] = total
-        return total
-
-    async def get_spend(self, key: str, period_start: int) -> float:
-        return self._spend.get((key, period_start), 0.0)
 
     async def ping(self) -> None:
         return None
