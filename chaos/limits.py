@@ -161,10 +161,10 @@ class RateLimits:
         impossible = False
         for limit, st in states:
             for which, bucket, amount in (("requests", st.requests, 1.0), ("tokens", st.tokens, float(need))):
-                # A shortfall that refills within a microsecond is float rounding of epoch times
-                # (about 2e-7 s apart at today's epoch), not a reason to refuse: the client that
-                # waited exactly the retry-after it was told would be refused twice in a row.
-                if bucket is None or bucket.level + _EPS >= amount or bucket.wait_for(amount) < _WAIT_EPS:
+                # Judged in time: a shortfall that refills within a microsecond is float rounding
+                # of epoch times (about 2e-7 s apart at today's epoch), not a reason to refuse:
+                # the client that waited exactly the retry-after it was told would be refused twice.
+                if bucket is None or bucket.wait_for(amount) < _WAIT_EPS:
                     continue
                 impossible |= amount > bucket.capacity
                 wait = bucket.wait_for(amount)

@@ -243,9 +243,8 @@ class SharedDeployment:
                 self._lease_r += lease.requests
                 self._lease_t += lease.tokens
                 self._lease_until = self.clock.now() + self.lease_s
-                asyncio.get_running_loop().call_later(
-                    self.lease_s * 1.01, self._expire
-                )  # a timer may fire early
+                # the period's end gives back what is left if no request comes (a timer may fire early)
+                asyncio.get_running_loop().call_later(self.lease_s * 1.01, self._expire)
             return
         self.drop_lease()
         if lease.verdict == "open" and lease.until is not None:
